@@ -29,7 +29,7 @@ static struct iopf_batch parse_ok(const void *buf, size_t len, struct iopf_group
 
 Test(batch, empty_buffer_is_no_groups) {
 	struct iopf_group g[4];
-	iopf_record r[1];
+	iopf_record r[1] = {0};
 	struct iopf_batch b = parse_ok(r, 0, g, 4);
 	cr_assert_eq(b.n_groups, 0);
 	cr_assert_eq(b.consumed, 0);

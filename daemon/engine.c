@@ -1,0 +1,523 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <urcu/wfcqueue.h>
+
+#include "iopfd/batch.h"
+#include "iopfd/bindings.h"
+#include "iopfd/engine.h"
+#include "iopfd/rcu.h"
+#include "iopfd/resolve.h"
+
+enum cmd_type {
+	CMD_ADD,
+	CMD_REMOVE,
+	CMD_DRAIN,
+	CMD_STATS,
+	CMD_QUIT,
+};
+
+struct iopf_cmd {
+	struct cds_wfcq_node node;
+	enum cmd_type type;
+	struct iopf_queue *q;
+	struct iopf_hist *hist; /* CMD_STATS: merged into */
+	int result;
+	sem_t done;
+};
+
+struct iopf_worker {
+	struct iopf_engine *e;
+	unsigned index;
+	pthread_t thread;
+	int epfd;
+	int evfd;
+	struct cds_wfcq_head cmd_head;
+	struct cds_wfcq_tail cmd_tail;
+	unsigned n_queues; /* read by the control side to balance */
+	struct cds_list_head queues;
+	bool quit;
+
+	struct iopf_counters c;
+	struct iopf_hist service; /* per group: read returned -> response written */
+
+	uint8_t *rbuf;
+	size_t rcap; /* whole records */
+	struct iopf_group *groups;
+	size_t max_groups;
+	iopf_response *resp;
+	struct iopf_resolver res;
+};
+
+struct iopf_engine {
+	struct iopf_engine_config cfg;
+	struct iopf_bindings *bindings;
+	unsigned n_workers;
+	struct iopf_worker *w;
+};
+
+static uint64_t now_ns(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* --- queue I/O on the worker ---------------------------------------------------- */
+
+static int set_interest(struct iopf_worker *w, struct iopf_queue *q, uint32_t events) {
+	if (q->events == events)
+		return 0;
+	struct epoll_event ev = {.events = events, .data.ptr = q};
+	if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, q->fd, &ev) < 0)
+		return -errno;
+	q->events = events;
+	return 0;
+}
+
+/* Let go of a queue: out of epoll and out of this worker's list. */
+static void detach_queue(struct iopf_worker *w, struct iopf_queue *q, enum iopf_queue_close why) {
+	epoll_ctl(w->epfd, EPOLL_CTL_DEL, q->fd, NULL);
+	cds_list_del(&q->node);
+	__atomic_store_n(&w->n_queues, w->n_queues - 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&q->closed, why, __ATOMIC_RELEASE);
+}
+
+/* The worker drops a queue by itself. Closing our fd lets a relay peer see
+ * the end at once; a kernel fault queue lives on in the client's fd. */
+static void close_queue(struct iopf_worker *w, struct iopf_queue *q, enum iopf_queue_close why) {
+	detach_queue(w, q, why);
+	close(q->fd);
+	q->fd = -1;
+	if (w->e->cfg.on_queue_closed)
+		w->e->cfg.on_queue_closed(q, why, w->e->cfg.userdata);
+}
+
+static int keep_remainder(struct iopf_queue *q, const uint8_t *p, size_t len) {
+	if (len > q->rem_cap) {
+		uint8_t *n = realloc(q->rem, len);
+		if (!n)
+			return -ENOMEM;
+		q->rem = n;
+		q->rem_cap = len;
+	}
+	memcpy(q->rem, p, len);
+	q->rem_len = len;
+	return 0;
+}
+
+static void count_group(struct iopf_queue *q, const struct iopf_group *g, uint32_t code) {
+	IOPF_STAT_INC(q->st.groups);
+	IOPF_STAT_ADD(q->st.faults, g->n_faults);
+	if (code != IOMMUFD_PAGE_RESP_SUCCESS)
+		IOPF_STAT_INC(q->st.invalid);
+}
+
+/*
+ * Parse, resolve and answer len bytes at w->rbuf. Returns 0, or why the
+ * queue must be closed (after everything parsed has been answered).
+ */
+static enum iopf_queue_close process(struct iopf_worker *w, struct iopf_queue *q, size_t len, uint64_t t_read) {
+	struct iopf_batch b;
+	enum iopf_queue_close why = IOPF_QUEUE_OPEN;
+	int pr = iopf_batch_parse(w->rbuf, len, w->e->cfg.max_group_faults, w->groups, w->max_groups, &b);
+	if (pr < 0) {
+		/* Mixed cookies or an endless group: the stream cannot be
+		 * resynchronized. Answer what came before, then drop it. */
+		IOPF_STAT_INC(w->c.protocol_errors);
+		why = IOPF_QUEUE_PROTOCOL;
+	} else if (!q->ops->stream && b.consumed != len) {
+		/* The kernel returns whole groups only; count, never guess. */
+		IOPF_STAT_INC(w->c.read_errors);
+	}
+
+	iopf_rcu_read_lock();
+	iopf_resolver_begin(&w->res);
+	size_t n = 0;
+	bool dup = false;
+	for (size_t i = 0; i < b.n_groups; i++) {
+		const struct iopf_group *g = &w->groups[i];
+		uint32_t code;
+		if (!iopf_resolver_claim_cookie(&w->res, g->cookie)) {
+			/* A second group with a cookie still in flight: only a
+			 * broken relay does that. It gets no second answer; the
+			 * rest of the batch is answered INVALID and the peer goes. */
+			if (!dup)
+				IOPF_STAT_INC(w->c.protocol_errors);
+			dup = true;
+			continue;
+		}
+		if (dup) {
+			IOPF_STAT_INC(w->c.groups);
+			IOPF_STAT_ADD(w->c.faults, g->n_faults);
+			IOPF_STAT_INC(w->c.invalid[IOPF_INVALID_DROPPED]);
+			code = IOMMUFD_PAGE_RESP_INVALID;
+		} else {
+			code = iopf_resolve_group(&w->res, q->id, g);
+		}
+		count_group(q, g, code);
+		w->resp[n++] = (iopf_response){.cookie = g->cookie, .code = code};
+	}
+	int wr = n ? q->ops->respond(q, w->resp, n, &w->c) : 0;
+	iopf_resolver_end(&w->res);
+	iopf_rcu_read_unlock();
+	if (n)
+		iopf_hist_add_n(&w->service, now_ns() - t_read, n);
+
+	if (dup)
+		why = IOPF_QUEUE_PROTOCOL;
+	if (wr < 0 && why == IOPF_QUEUE_OPEN)
+		why = wr == -EPIPE ? IOPF_QUEUE_HANGUP : IOPF_QUEUE_IO_ERROR;
+	if (why == IOPF_QUEUE_OPEN && q->ops->stream && b.consumed < len &&
+	    keep_remainder(q, w->rbuf + b.consumed, len - b.consumed) < 0)
+		why = IOPF_QUEUE_IO_ERROR;
+	return why;
+}
+
+static void serve_queue(struct iopf_worker *w, struct iopf_queue *q) {
+	if (q->closed)
+		return; /* dropped earlier in this round of events */
+	IOPF_STAT_INC(w->c.wakeups);
+
+	if (q->out_len) {
+		int r = q->ops->flush(q, &w->c);
+		if (r == -EAGAIN)
+			return; /* still backed up; EPOLLOUT is on */
+		if (r < 0) {
+			close_queue(w, q, r == -EPIPE ? IOPF_QUEUE_HANGUP : IOPF_QUEUE_IO_ERROR);
+			return;
+		}
+		set_interest(w, q, EPOLLIN);
+	}
+
+	for (unsigned round = 0; round < w->e->cfg.fairness_reads; round++) {
+		size_t have = q->rem_len;
+		if (have) {
+			memcpy(w->rbuf, q->rem, have);
+			q->rem_len = 0;
+		}
+		ssize_t n = q->ops->read(q, w->rbuf + have, w->rcap - have);
+		IOPF_STAT_INC(w->c.reads);
+		if (n == 0) {
+			IOPF_STAT_INC(w->c.empty_reads);
+			q->rem_len = have; /* still in q->rem */
+			return;
+		}
+		if (n < 0) {
+			if (n == -EPIPE) {
+				IOPF_STAT_INC(w->c.hangups);
+				close_queue(w, q, IOPF_QUEUE_HANGUP);
+			} else {
+				IOPF_STAT_INC(w->c.read_errors);
+				close_queue(w, q, IOPF_QUEUE_IO_ERROR);
+			}
+			return;
+		}
+		enum iopf_queue_close why = process(w, q, have + (size_t)n, now_ns());
+		if (why != IOPF_QUEUE_OPEN) {
+			if (why == IOPF_QUEUE_HANGUP)
+				IOPF_STAT_INC(w->c.hangups);
+			close_queue(w, q, why);
+			return;
+		}
+		if (q->out_len) {
+			/* The peer is not reading: stop reading from it too. */
+			set_interest(w, q, EPOLLOUT);
+			return;
+		}
+		if ((size_t)n < w->rcap - have)
+			return; /* took all there was */
+	}
+}
+
+/* --- commands ---------------------------------------------------------------------- */
+
+static void cmd_add(struct iopf_worker *w, struct iopf_cmd *cmd) {
+	struct iopf_queue *q = cmd->q;
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = q};
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, q->fd, &ev) < 0) {
+		cmd->result = -errno;
+		return;
+	}
+	q->events = EPOLLIN;
+	q->worker = w;
+	cds_list_add_tail(&q->node, &w->queues);
+	__atomic_store_n(&w->n_queues, w->n_queues + 1, __ATOMIC_RELAXED);
+	cmd->result = 0;
+}
+
+/* Whatever was read has been answered already (resolution is synchronous);
+ * what may remain are responses a relay peer has not taken yet. */
+static void flush_queue(struct iopf_worker *w, struct iopf_queue *q) {
+	if (q->out_len)
+		q->ops->flush(q, &w->c);
+}
+
+static void cmd_remove(struct iopf_worker *w, struct iopf_cmd *cmd) {
+	struct iopf_queue *q = cmd->q;
+	if (!__atomic_load_n(&q->closed, __ATOMIC_ACQUIRE)) {
+		flush_queue(w, q);
+		detach_queue(w, q, IOPF_QUEUE_REMOVED);
+	}
+	q->worker = NULL;
+	cmd->result = 0;
+}
+
+static void handle_commands(struct iopf_worker *w) {
+	uint64_t v;
+	if (read(w->evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		IOPF_STAT_INC(w->c.read_errors);
+	for (;;) {
+		struct cds_wfcq_node *node = __cds_wfcq_dequeue_blocking(&w->cmd_head, &w->cmd_tail);
+		if (!node)
+			return;
+		struct iopf_cmd *cmd = caa_container_of(node, struct iopf_cmd, node);
+		IOPF_TSAN_CONSUME(cmd);
+		switch (cmd->type) {
+		case CMD_ADD:
+			cmd_add(w, cmd);
+			break;
+		case CMD_REMOVE:
+			cmd_remove(w, cmd);
+			break;
+		case CMD_DRAIN: {
+			struct iopf_queue *q;
+			cds_list_for_each_entry(q, &w->queues, node)
+				flush_queue(w, q);
+			cmd->result = 0;
+			break;
+		}
+		case CMD_STATS:
+			iopf_hist_merge(cmd->hist, &w->service);
+			cmd->result = 0;
+			break;
+		case CMD_QUIT:
+			w->quit = true;
+			cmd->result = 0;
+			break;
+		}
+		sem_post(&cmd->done);
+	}
+}
+
+static void *worker_main(void *arg) {
+	struct iopf_worker *w = arg;
+	struct epoll_event ev[64];
+
+	iopf_rcu_register();
+	while (!w->quit) {
+		/* Offline while blocked, so a QSBR grace period never waits
+		 * for an idle worker. */
+		iopf_rcu_offline();
+		int n = epoll_wait(w->epfd, ev, 64, -1);
+		iopf_rcu_online();
+		IOPF_STAT_INC(w->c.epoll_waits);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			if (ev[i].data.ptr == w)
+				handle_commands(w);
+			else
+				serve_queue(w, ev[i].data.ptr);
+		}
+		iopf_rcu_quiescent();
+	}
+	struct iopf_queue *q, *tmp;
+	cds_list_for_each_entry_safe(q, tmp, &w->queues, node) {
+		flush_queue(w, q);
+		detach_queue(w, q, IOPF_QUEUE_REMOVED);
+		q->worker = NULL;
+	}
+	iopf_rcu_unregister();
+	return NULL;
+}
+
+static int send_cmd(struct iopf_worker *w, struct iopf_cmd *cmd) {
+	sem_init(&cmd->done, 0, 0);
+	cds_wfcq_node_init(&cmd->node);
+	IOPF_TSAN_PUBLISH(cmd);
+	cds_wfcq_enqueue(&w->cmd_head, &w->cmd_tail, &cmd->node);
+	uint64_t one = 1;
+	if (write(w->evfd, &one, sizeof(one)) < 0) {
+		/* Only an eventfd at its limit refuses, and then it is readable
+		 * anyway: the worker will see the command. */
+	}
+	while (sem_wait(&cmd->done) < 0 && errno == EINTR)
+		;
+	sem_destroy(&cmd->done);
+	return cmd->result;
+}
+
+/* --- engine ------------------------------------------------------------------------- */
+
+static void worker_fini(struct iopf_worker *w) {
+	if (w->epfd >= 0)
+		close(w->epfd);
+	if (w->evfd >= 0)
+		close(w->evfd);
+	cds_wfcq_destroy(&w->cmd_head, &w->cmd_tail);
+	iopf_resolver_fini(&w->res);
+	free(w->rbuf);
+	free(w->groups);
+	free(w->resp);
+}
+
+static int worker_init(struct iopf_engine *e, struct iopf_worker *w, unsigned index) {
+	w->e = e;
+	w->index = index;
+	w->epfd = -1;
+	w->evfd = -1;
+	CDS_INIT_LIST_HEAD(&w->queues);
+	cds_wfcq_init(&w->cmd_head, &w->cmd_tail);
+
+	w->rcap = e->cfg.read_bytes - e->cfg.read_bytes % IOPF_RECORD_SIZE;
+	w->max_groups = w->rcap / IOPF_RECORD_SIZE;
+	/* Records hold a u64, so the buffer is at least 8-byte aligned. */
+	w->rbuf = aligned_alloc(64, (w->rcap + 63) & ~(size_t)63);
+	w->groups = calloc(w->max_groups, sizeof(*w->groups));
+	w->resp = calloc(w->max_groups, sizeof(*w->resp));
+	if (!w->rbuf || !w->groups || !w->resp)
+		return -ENOMEM;
+	int r = iopf_resolver_init(&w->res, e->bindings, w->max_groups, &w->c);
+	if (r < 0)
+		return r;
+	w->epfd = epoll_create1(EPOLL_CLOEXEC);
+	w->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (w->epfd < 0 || w->evfd < 0)
+		return -errno;
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = w};
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &ev) < 0)
+		return -errno;
+	return 0;
+}
+
+int iopf_engine_new(const struct iopf_engine_config *cfg, struct iopf_engine **out) {
+	struct iopf_engine *e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->cfg = *cfg;
+	if (!e->cfg.workers) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		e->cfg.workers = n > 0 ? (unsigned)n : 1;
+	}
+	if (!e->cfg.read_bytes)
+		e->cfg.read_bytes = 64 * 1024;
+	if (!e->cfg.fairness_reads)
+		e->cfg.fairness_reads = 8;
+	if (!e->cfg.max_group_faults)
+		e->cfg.max_group_faults = 512;
+	/* A group must fit in one read, or the kernel refuses the read (EINVAL)
+	 * and a relay's group could never complete. */
+	if (e->cfg.read_bytes / IOPF_RECORD_SIZE < e->cfg.max_group_faults || e->cfg.workers > 1024) {
+		free(e);
+		return -EINVAL;
+	}
+
+	int r = iopf_bindings_new(&e->bindings);
+	if (r < 0) {
+		free(e);
+		return r;
+	}
+	e->w = calloc(e->cfg.workers, sizeof(*e->w));
+	if (!e->w) {
+		iopf_bindings_free(e->bindings);
+		free(e);
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < e->cfg.workers; i++) {
+		r = worker_init(e, &e->w[i], i);
+		if (r < 0)
+			goto fail;
+	}
+	for (unsigned i = 0; i < e->cfg.workers; i++) {
+		r = -pthread_create(&e->w[i].thread, NULL, worker_main, &e->w[i]);
+		if (r < 0)
+			goto fail;
+		e->n_workers++;
+	}
+	*out = e;
+	return 0;
+fail:
+	iopf_engine_free(e);
+	return r;
+}
+
+void iopf_engine_free(struct iopf_engine *e) {
+	if (!e)
+		return;
+	for (unsigned i = 0; i < e->n_workers; i++) {
+		struct iopf_cmd cmd = {.type = CMD_QUIT};
+		send_cmd(&e->w[i], &cmd);
+		pthread_join(e->w[i].thread, NULL);
+	}
+	for (unsigned i = 0; i < e->cfg.workers; i++)
+		worker_fini(&e->w[i]);
+	free(e->w);
+	iopf_bindings_free(e->bindings);
+	free(e);
+}
+
+struct iopf_bindings *iopf_engine_bindings(struct iopf_engine *e) {
+	return e->bindings;
+}
+
+unsigned iopf_engine_workers(struct iopf_engine *e) {
+	return e->n_workers;
+}
+
+int iopf_engine_add_queue_to(struct iopf_engine *e, struct iopf_queue *q, unsigned index) {
+	if (index >= e->n_workers || q->worker || q->fd < 0)
+		return -EINVAL;
+	struct iopf_cmd cmd = {.type = CMD_ADD, .q = q};
+	return send_cmd(&e->w[index], &cmd);
+}
+
+int iopf_engine_add_queue(struct iopf_engine *e, struct iopf_queue *q) {
+	unsigned best = 0;
+	for (unsigned i = 1; i < e->n_workers; i++)
+		if (__atomic_load_n(&e->w[i].n_queues, __ATOMIC_RELAXED) <
+		    __atomic_load_n(&e->w[best].n_queues, __ATOMIC_RELAXED))
+			best = i;
+	return iopf_engine_add_queue_to(e, q, best);
+}
+
+int iopf_engine_remove_queue(struct iopf_engine *e, struct iopf_queue *q) {
+	struct iopf_worker *w = q->worker;
+	if (!w)
+		return -ENOENT;
+	struct iopf_cmd cmd = {.type = CMD_REMOVE, .q = q};
+	return send_cmd(w, &cmd);
+}
+
+int iopf_engine_drain(struct iopf_engine *e) {
+	for (unsigned i = 0; i < e->n_workers; i++) {
+		struct iopf_cmd cmd = {.type = CMD_DRAIN};
+		send_cmd(&e->w[i], &cmd);
+	}
+	return 0;
+}
+
+void iopf_engine_counters(struct iopf_engine *e, struct iopf_counters *out) {
+	memset(out, 0, sizeof(*out));
+	for (unsigned i = 0; i < e->n_workers; i++)
+		iopf_counters_merge(out, &e->w[i].c);
+}
+
+int iopf_engine_service_time(struct iopf_engine *e, struct iopf_hist *out) {
+	memset(out, 0, sizeof(*out));
+	for (unsigned i = 0; i < e->n_workers; i++) {
+		struct iopf_cmd cmd = {.type = CMD_STATS, .hist = out};
+		send_cmd(&e->w[i], &cmd);
+	}
+	return 0;
+}
