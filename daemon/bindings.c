@@ -138,6 +138,28 @@ size_t iopf_bindings_remove_space(struct iopf_bindings *b, const struct iopf_spa
 	return remove_where(b, is_space, s);
 }
 
+static size_t count_where(struct iopf_bindings *b, int (*pred)(const struct iopf_binding *, const void *),
+                          const void *arg) {
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *node;
+	size_t n = 0;
+	iopf_rcu_online();
+	iopf_rcu_read_lock();
+	cds_lfht_for_each(b->ht, &it, node)
+		n += pred(caa_container_of(node, struct iopf_binding, node), arg) != 0;
+	iopf_rcu_read_unlock();
+	iopf_rcu_offline();
+	return n;
+}
+
+size_t iopf_bindings_count_queue(struct iopf_bindings *b, uint32_t queue_id) {
+	return count_where(b, is_queue, &queue_id);
+}
+
+size_t iopf_bindings_count_space(struct iopf_bindings *b, const struct iopf_space *s) {
+	return count_where(b, is_space, s);
+}
+
 size_t iopf_bindings_count(struct iopf_bindings *b) {
 	return b->count;
 }

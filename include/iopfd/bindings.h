@@ -41,6 +41,9 @@ int iopf_bindings_remove(struct iopf_bindings *b, const struct iopf_binding_key 
 size_t iopf_bindings_remove_queue(struct iopf_bindings *b, uint32_t queue_id);
 size_t iopf_bindings_remove_space(struct iopf_bindings *b, const struct iopf_space *s);
 size_t iopf_bindings_count(struct iopf_bindings *b);
+/* Bindings of one queue / to one space (control thread; walks the table). */
+size_t iopf_bindings_count_queue(struct iopf_bindings *b, uint32_t queue_id);
+size_t iopf_bindings_count_space(struct iopf_bindings *b, const struct iopf_space *s);
 /* Calls fn for each binding (control thread; stop early by returning non-zero). */
 void iopf_bindings_foreach(struct iopf_bindings *b, int (*fn)(const struct iopf_binding *, void *), void *ud);
 

@@ -1,0 +1,291 @@
+/* SPDX-License-Identifier: MIT */
+/* Queues and bindings over Varlink. */
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "iopfd/batch.h"
+#include "iopfd/bindings.h"
+#include "iopfd/log.h"
+#include "iopfd/manager.h"
+
+#define PASID_MAX ((1u << 20) - 1)
+
+static struct client *client_of(sd_varlink *link) {
+	return sd_varlink_get_userdata(link);
+}
+
+/* A PASID: absent or null means "no PASID"; otherwise 20 bits. */
+static int dispatch_pasid(const char *name, sd_json_variant *v, sd_json_dispatch_flags_t flags, void *userdata) {
+	uint32_t *p = userdata;
+	if (sd_json_variant_is_null(v)) {
+		*p = IOPF_PASID_NONE;
+		return 0;
+	}
+	if (!sd_json_variant_is_unsigned(v) || sd_json_variant_unsigned(v) > PASID_MAX)
+		return -ERANGE;
+	*p = (uint32_t)sd_json_variant_unsigned(v);
+	return 0;
+}
+
+static int reply_no_queue(sd_varlink *link, struct manager *m, uint64_t id) {
+	return vl_reply_errorb(link, m, VL_NO_SUCH_QUEUE,
+	                       SD_JSON_BUILD_OBJECT(SD_JSON_BUILD_PAIR_UNSIGNED("queue", id)));
+}
+
+static int reply_no_space(sd_varlink *link, struct manager *m, uint64_t id) {
+	return vl_reply_errorb(link, m, VL_NO_SUCH_SPACE,
+	                       SD_JSON_BUILD_OBJECT(SD_JSON_BUILD_PAIR_UNSIGNED("space", id)));
+}
+
+struct register_args {
+	int64_t fd_index;
+	const char *transport;
+	const char *name;
+};
+
+int vl_method_register_queue(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
+	struct client *c = client_of(link);
+	struct manager *m = c->m;
+	struct register_args a = {.fd_index = -1};
+	static const sd_json_dispatch_field table[] = {
+		{"fdIndex", SD_JSON_VARIANT_INTEGER, sd_json_dispatch_int64, offsetof(struct register_args, fd_index), SD_JSON_MANDATORY},
+		{"transport", SD_JSON_VARIANT_STRING, sd_json_dispatch_const_string, offsetof(struct register_args, transport), SD_JSON_NULLABLE},
+		{"name", SD_JSON_VARIANT_STRING, sd_json_dispatch_const_string, offsetof(struct register_args, name), SD_JSON_NULLABLE},
+		{},
+	};
+	int r = vl_dispatch(link, m, p, table, &a);
+	if (r != 0)
+		return r;
+	if (m->shutting_down)
+		return vl_reply_error(link, m, VL_SHUTTING_DOWN, NULL);
+	if (a.name && strlen(a.name) > 255)
+		return sd_varlink_error_invalid_parameter_name(link, "name");
+	int want = -1;
+	if (a.transport) {
+		want = iopf_transport_kind_from_str(a.transport);
+		if (want < 0)
+			return sd_varlink_error_invalid_parameter_name(link, "transport");
+	}
+	struct uid_usage *u = uid_usage_get(m, c->uid);
+	if (!u)
+		return -ENOMEM;
+	if (c->uid != 0 && u->queues >= m->cfg.limits.queues_per_uid)
+		return vl_reply_errorb(link, m, VL_LIMIT_REACHED,
+		                       SD_JSON_BUILD_OBJECT(SD_JSON_BUILD_PAIR_STRING("limit", "queues"),
+		                                            SD_JSON_BUILD_PAIR_UNSIGNED("max", m->cfg.limits.queues_per_uid)));
+
+	int fd = vl_take_fd(link, m, a.fd_index, "fdIndex");
+	if (fd < 0)
+		return 0;
+	int kind = iopf_queue_fd_kind(fd);
+	const char *why = NULL;
+	if (kind == -ENOTSOCK || kind == -EBADFD)
+		why = "neither an iommufd fault queue nor an AF_UNIX stream socket";
+	else if (kind == -EPROTOTYPE)
+		why = "a relay must be a SOCK_STREAM socket";
+	else if (kind == -EAFNOSUPPORT)
+		why = "a relay must be an AF_UNIX socket";
+	else if (kind < 0)
+		why = "cannot be examined";
+	else if (want >= 0 && kind != want)
+		why = want == IOPF_TRANSPORT_RELAY ? "not a relay socket" : "not an iommufd fault queue";
+	if (why) {
+		close(fd);
+		return vl_reply_errorb(link, m, VL_BAD_FD,
+		                       SD_JSON_BUILD_OBJECT(SD_JSON_BUILD_PAIR_STRING("parameter", "fdIndex"),
+		                                            SD_JSON_BUILD_PAIR_STRING("reason", why)));
+	}
+
+	struct iopf_queue *q;
+	r = iopf_queue_new(++m->next_queue_id, fd, (enum iopf_transport_kind)kind, &q);
+	close(fd);
+	if (r < 0)
+		return log_error_errno(r, "Failed to make a queue: %m");
+	struct queue_obj *qo;
+	r = queue_obj_add(m, c, q, a.name, &qo);
+	if (r < 0) {
+		iopf_queue_free(q);
+		return log_error_errno(r, "Failed to start serving a queue: %m");
+	}
+	log_info("queue %u registered (%s%s%s) by uid %u", qo->id, iopf_transport_kind_str(q->kind),
+	         a.name ? ", " : "", a.name ? a.name : "", (unsigned)c->uid);
+	return sd_varlink_replybo(link, SD_JSON_BUILD_PAIR_UNSIGNED("queue", qo->id),
+	                          SD_JSON_BUILD_PAIR_STRING("transport", iopf_transport_kind_str(q->kind)));
+}
+
+/* Find a queue the caller may touch, or reply with why not. */
+static struct queue_obj *touch_queue(sd_varlink *link, struct client *c, uint64_t id) {
+	struct queue_obj *qo = id <= UINT32_MAX ? queue_obj_find(c->m, (uint32_t)id) : NULL;
+	if (!qo) {
+		reply_no_queue(link, c->m, id);
+		return NULL;
+	}
+	if (!client_may_touch(c, qo->uid)) {
+		vl_reply_error(link, c->m, VL_PERMISSION_DENIED, NULL);
+		return NULL;
+	}
+	return qo;
+}
+
+static struct space_obj *touch_space(sd_varlink *link, struct client *c, uint64_t id) {
+	struct space_obj *so = space_obj_find(c->m, id);
+	if (!so) {
+		reply_no_space(link, c->m, id);
+		return NULL;
+	}
+	if (!client_may_touch(c, so->uid)) {
+		vl_reply_error(link, c->m, VL_PERMISSION_DENIED, NULL);
+		return NULL;
+	}
+	return so;
+}
+
+int vl_method_unregister_queue(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
+	struct client *c = client_of(link);
+	uint64_t id = 0;
+	static const sd_json_dispatch_field table[] = {
+		{"queue", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint64, 0, SD_JSON_MANDATORY},
+		{},
+	};
+	int r = vl_dispatch(link, c->m, p, table, &id);
+	if (r != 0)
+		return r;
+	struct queue_obj *qo = touch_queue(link, c, id);
+	if (!qo)
+		return 0;
+	log_info("queue %u unregistered", qo->id);
+	queue_obj_destroy(c->m, qo);
+	return sd_varlink_reply(link, NULL);
+}
+
+struct bind_args {
+	uint64_t queue;
+	uint32_t device;
+	uint32_t pasid;
+	uint64_t space;
+};
+
+int vl_method_bind(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
+	struct client *c = client_of(link);
+	struct bind_args a = {.pasid = IOPF_PASID_NONE};
+	static const sd_json_dispatch_field table[] = {
+		{"queue", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint64, offsetof(struct bind_args, queue), SD_JSON_MANDATORY},
+		{"device", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint32, offsetof(struct bind_args, device), SD_JSON_MANDATORY},
+		{"pasid", _SD_JSON_VARIANT_TYPE_INVALID, dispatch_pasid, offsetof(struct bind_args, pasid), SD_JSON_NULLABLE},
+		{"space", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint64, offsetof(struct bind_args, space), SD_JSON_MANDATORY},
+		{},
+	};
+	int r = vl_dispatch(link, c->m, p, table, &a);
+	if (r != 0)
+		return r;
+	struct queue_obj *qo = touch_queue(link, c, a.queue);
+	if (!qo)
+		return 0;
+	struct space_obj *so = touch_space(link, c, a.space);
+	if (!so)
+		return 0;
+	struct iopf_binding_key k = {.queue_id = qo->id, .dev_id = a.device, .pasid = a.pasid};
+	r = iopf_bindings_add(iopf_engine_bindings(c->m->engine), &k, so->s);
+	if (r == -EEXIST)
+		return vl_reply_error(link, c->m, VL_BINDING_EXISTS, NULL);
+	if (r < 0)
+		return r;
+	return sd_varlink_reply(link, NULL);
+}
+
+int vl_method_unbind(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
+	struct client *c = client_of(link);
+	struct bind_args a = {.pasid = IOPF_PASID_NONE};
+	static const sd_json_dispatch_field table[] = {
+		{"queue", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint64, offsetof(struct bind_args, queue), SD_JSON_MANDATORY},
+		{"device", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint32, offsetof(struct bind_args, device), SD_JSON_MANDATORY},
+		{"pasid", _SD_JSON_VARIANT_TYPE_INVALID, dispatch_pasid, offsetof(struct bind_args, pasid), SD_JSON_NULLABLE},
+		{},
+	};
+	int r = vl_dispatch(link, c->m, p, table, &a);
+	if (r != 0)
+		return r;
+	struct queue_obj *qo = touch_queue(link, c, a.queue);
+	if (!qo)
+		return 0;
+	struct iopf_binding_key k = {.queue_id = qo->id, .dev_id = a.device, .pasid = a.pasid};
+	r = iopf_bindings_remove(iopf_engine_bindings(c->m->engine), &k);
+	if (r == -ENOENT)
+		return vl_reply_error(link, c->m, VL_NO_SUCH_BINDING, NULL);
+	if (r < 0)
+		return r;
+	return sd_varlink_reply(link, NULL);
+}
+
+/* --- listings ------------------------------------------------------------------------ */
+
+int vl_method_list_queues(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
+	struct client *c = client_of(link);
+	struct manager *m = c->m;
+	int r = vl_dispatch(link, m, p, (const sd_json_dispatch_field[]){{}}, NULL);
+	if (r != 0)
+		return r;
+	sd_json_variant *arr = NULL;
+	struct queue_obj *qo;
+	cds_list_for_each_entry(qo, &m->queues, node) {
+		if (!client_may_touch(c, qo->uid))
+			continue;
+		size_t nb = iopf_bindings_count_queue(iopf_engine_bindings(m->engine), qo->id);
+		r = sd_json_variant_append_arraybo(
+			&arr, SD_JSON_BUILD_PAIR_UNSIGNED("id", qo->id),
+			SD_JSON_BUILD_PAIR_STRING("name", qo->name),
+			SD_JSON_BUILD_PAIR_STRING("transport", iopf_transport_kind_str(qo->q->kind)),
+			SD_JSON_BUILD_PAIR_UNSIGNED("uid", qo->uid),
+			SD_JSON_BUILD_PAIR_UNSIGNED("groups", IOPF_STAT_GET(qo->q->st.groups)),
+			SD_JSON_BUILD_PAIR_UNSIGNED("faults", IOPF_STAT_GET(qo->q->st.faults)),
+			SD_JSON_BUILD_PAIR_UNSIGNED("invalid", IOPF_STAT_GET(qo->q->st.invalid)),
+			SD_JSON_BUILD_PAIR_UNSIGNED("bindings", nb));
+		if (r < 0)
+			goto out;
+	}
+	r = sd_varlink_replybo(link, SD_JSON_BUILD_PAIR_CONDITION(!!arr, "queues", SD_JSON_BUILD_VARIANT(arr)),
+	                       SD_JSON_BUILD_PAIR_CONDITION(!arr, "queues", SD_JSON_BUILD_EMPTY_ARRAY));
+out:
+	sd_json_variant_unref(arr);
+	return r;
+}
+
+struct list_ctx {
+	struct manager *m;
+	struct client *c;
+	sd_json_variant *arr;
+	int r;
+};
+
+static int add_binding(const struct iopf_binding *b, void *ud) {
+	struct list_ctx *ctx = ud;
+	struct queue_obj *qo = queue_obj_find(ctx->m, b->key.queue_id);
+	if (!qo || !client_may_touch(ctx->c, qo->uid))
+		return 0;
+	ctx->r = sd_json_variant_append_arraybo(
+		&ctx->arr, SD_JSON_BUILD_PAIR_UNSIGNED("queue", b->key.queue_id),
+		SD_JSON_BUILD_PAIR_UNSIGNED("device", b->key.dev_id),
+		SD_JSON_BUILD_PAIR_CONDITION(b->key.pasid != IOPF_PASID_NONE, "pasid", SD_JSON_BUILD_UNSIGNED(b->key.pasid)),
+		SD_JSON_BUILD_PAIR_CONDITION(b->key.pasid == IOPF_PASID_NONE, "pasid", SD_JSON_BUILD_NULL),
+		SD_JSON_BUILD_PAIR_UNSIGNED("space", b->space->id));
+	return ctx->r < 0;
+}
+
+int vl_method_list_bindings(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
+	struct client *c = client_of(link);
+	int r = vl_dispatch(link, c->m, p, (const sd_json_dispatch_field[]){{}}, NULL);
+	if (r != 0)
+		return r;
+	struct list_ctx ctx = {.m = c->m, .c = c};
+	iopf_bindings_foreach(iopf_engine_bindings(c->m->engine), add_binding, &ctx);
+	if (ctx.r < 0) {
+		sd_json_variant_unref(ctx.arr);
+		return ctx.r;
+	}
+	r = sd_varlink_replybo(link, SD_JSON_BUILD_PAIR_CONDITION(!!ctx.arr, "bindings", SD_JSON_BUILD_VARIANT(ctx.arr)),
+	                       SD_JSON_BUILD_PAIR_CONDITION(!ctx.arr, "bindings", SD_JSON_BUILD_EMPTY_ARRAY));
+	sd_json_variant_unref(ctx.arr);
+	return r;
+}
