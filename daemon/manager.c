@@ -84,7 +84,9 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 	sd_notifyf(0, "STATUS=%u queues, %u spaces, %u clients; %lu groups answered (%.0f/s), %lu invalid",
 	           m->n_queues, m->n_spaces, m->n_clients, (unsigned long)c.groups, rate,
 	           (unsigned long)iopf_counters_invalid_total(&c));
-	return sd_event_source_set_time_relative(s, 5 * 1000000ull);
+	/* Time sources fire once; arm it again. */
+	int r = sd_event_source_set_time_relative(s, 5 * 1000000ull);
+	return r < 0 ? r : sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
 void manager_drain(struct manager *m) {

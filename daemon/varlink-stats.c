@@ -119,7 +119,9 @@ static int monitor_tick(sd_event_source *s, uint64_t usec, void *userdata) {
 		sd_event_source_set_enabled(s, SD_EVENT_OFF);
 		return 0;
 	}
-	return sd_event_source_set_time_relative(s, mon->interval_us);
+	/* Time sources fire once; arm it again. */
+	r = sd_event_source_set_time_relative(s, mon->interval_us);
+	return r < 0 ? r : sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
 int vl_method_monitor(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
