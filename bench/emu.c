@@ -17,6 +17,7 @@ enum slot_state {
 
 struct emu_slot {
 	uint64_t t_emit;
+	uint64_t end_off; /* stream offset just past the group's last record */
 	uint32_t dev;
 	int8_t expect;
 	uint8_t state;
@@ -38,6 +39,7 @@ struct emu_queue {
 	size_t r_len;
 
 	bool stopped;
+	uint64_t enqueued; /* bytes of records ever put in sbuf */
 	uint64_t rng;
 	struct emu_stats st;
 	struct iopf_hist lat;
@@ -177,8 +179,10 @@ static void emit_group(struct emu_queue *q, unsigned dev) {
 		};
 	}
 	q->s_len += n * sizeof(iopf_record);
+	q->enqueued += n * sizeof(iopf_record);
 
 	struct emu_slot *s = &q->slot[cookie];
+	s->end_off = q->enqueued;
 	s->state = SLOT_INFLIGHT;
 	s->dev = dev;
 	s->expect = q->cfg.expect ? (int8_t)q->cfg.expect(q->cfg.expect_ud, recs, n) : -1;
@@ -294,11 +298,28 @@ void emu_queue_stats(const struct emu_queue *q, struct emu_stats *out) {
 	*out = q->st;
 }
 
+uint64_t emu_queue_bytes_sent(const struct emu_queue *q) {
+	return q->enqueued - (q->s_len - q->s_off);
+}
+
+uint64_t emu_queue_unanswered_before(const struct emu_queue *q, uint64_t offset) {
+	uint64_t n = 0;
+	for (unsigned c = 0; c < q->n_cookies; c++)
+		if (q->slot[c].state == SLOT_INFLIGHT && q->slot[c].end_off <= offset)
+			n++;
+	return n;
+}
+
 const struct iopf_hist *emu_queue_latency(const struct emu_queue *q) {
 	return &q->lat;
 }
 
 int emu_run(struct emu_queue **qs, unsigned n, unsigned duration_ms, unsigned timeout_ms, unsigned grace_ms) {
+	return emu_run_progress(qs, n, duration_ms, timeout_ms, grace_ms, NULL, NULL, 0);
+}
+
+int emu_run_progress(struct emu_queue **qs, unsigned n, unsigned duration_ms, unsigned timeout_ms, unsigned grace_ms,
+                     void (*progress)(void *ud, unsigned elapsed_ms), void *ud, unsigned interval_ms) {
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	if (ep < 0)
 		return -errno;
@@ -319,7 +340,7 @@ int emu_run(struct emu_queue **qs, unsigned n, unsigned duration_ms, unsigned ti
 	uint64_t start = now_ns();
 	uint64_t stop_at = duration_ms ? start + (uint64_t)duration_ms * 1000000 : 0;
 	uint64_t timeout_at = start + (uint64_t)timeout_ms * 1000000;
-	uint64_t give_up_at = 0;
+	uint64_t give_up_at = 0, next_progress = start + (uint64_t)interval_ms * 1000000;
 	bool stopped = false;
 	struct epoll_event ev[256];
 
@@ -338,6 +359,10 @@ int emu_run(struct emu_queue **qs, unsigned n, unsigned duration_ms, unsigned ti
 		}
 		if (give_up_at && now >= give_up_at)
 			break;
+		if (progress && now >= next_progress) {
+			progress(ud, (unsigned)((now - start) / 1000000));
+			next_progress += (uint64_t)interval_ms * 1000000;
+		}
 		bool all_done = true;
 		for (unsigned i = 0; i < n && all_done; i++)
 			all_done = dead[i] || emu_queue_done(qs[i]);

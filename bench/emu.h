@@ -80,6 +80,11 @@ bool emu_queue_want_write(const struct emu_queue *q);
 /* Count what is still in flight as missing (call at the very end). */
 void emu_queue_finish(struct emu_queue *q);
 void emu_queue_stats(const struct emu_queue *q, struct emu_stats *out);
+/* Bytes of records actually sent so far. */
+uint64_t emu_queue_bytes_sent(const struct emu_queue *q);
+/* Groups still unanswered that lie wholly within the first `offset` bytes
+ * sent: a handler that consumed that much has read them and owes answers. */
+uint64_t emu_queue_unanswered_before(const struct emu_queue *q, uint64_t offset);
 const struct iopf_hist *emu_queue_latency(const struct emu_queue *q);
 
 /*
@@ -89,3 +94,6 @@ const struct iopf_hist *emu_queue_latency(const struct emu_queue *q);
  * negative errno; per-queue results via emu_queue_stats().
  */
 int emu_run(struct emu_queue **qs, unsigned n, unsigned duration_ms, unsigned timeout_ms, unsigned grace_ms);
+/* The same, calling progress(ud, elapsed_ms) about every interval_ms. */
+int emu_run_progress(struct emu_queue **qs, unsigned n, unsigned duration_ms, unsigned timeout_ms, unsigned grace_ms,
+                     void (*progress)(void *ud, unsigned elapsed_ms), void *ud, unsigned interval_ms);

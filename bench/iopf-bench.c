@@ -7,7 +7,10 @@
  *          per batch);
  *   naive  one thread, one group per read (record by record, as the kernel
  *          selftest and early VMM code read), one write per response, the
- *          same resolution code.
+ *          same resolution code;
+ *   daemon a real iopfd process through its Varlink socket (--socket PATH of
+ *          a running one, or --spawn BINARY to start one), queues, memory and
+ *          bindings registered the way a VMM would.
  *
  * Prints a table and one SUMMARY line; --json prints one JSON object.
  */
@@ -22,8 +25,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+
 #include "emu.h"
 #include "iopfd/bindings.h"
+#include "iopfd/client.h"
 #include "iopfd/engine.h"
 #include "iopfd/resolve.h"
 #include "iopfd/space.h"
@@ -37,6 +46,10 @@ struct cfg {
 	enum emu_pattern pattern;
 	bool json;
 	const char *modes;
+	enum iopf_backend_kind backend;
+	uint64_t quota, window;
+	const char *socket, *spawn, *then;
+	bool demo;
 };
 
 struct result {
@@ -62,21 +75,34 @@ static void die(const char *what, int r) {
 
 struct load {
 	struct iopf_space *space;
+	int memfd;
 	int *dfd; /* handler ends */
 	struct emu_queue **emu;
 };
 
+/* The memory behind the region: a sealed memfd, as a client must pass. */
+static int make_memfd(uint64_t bytes) {
+	int fd = memfd_create("iopf-bench", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0 || ftruncate(fd, (off_t)bytes) < 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) < 0)
+		die("memfd", errno);
+	return fd;
+}
+
 static void load_new(const struct cfg *c, struct iopf_bindings *b, struct load *l) {
-	struct iopf_space_config sc = {
-		.backend = IOPF_BACKEND_NONE, .quota = IOPF_QUOTA_UNLIMITED, .page_size = 4096, .iommufd = -1,
-	};
-	int r = iopf_space_new(1, &sc, &l->space);
-	if (r < 0)
-		die("space", r);
-	struct iopf_region_config rc = {.iova = IOVA, .length = c->pages * 4096, .memfd = -1,
-	                                .perm = IOPF_PERM_READ | IOPF_PERM_WRITE};
-	if ((r = iopf_space_add_region(l->space, &rc, NULL)) < 0)
-		die("region", r);
+	int r;
+	l->memfd = c->backend == IOPF_BACKEND_NONE ? -1 : make_memfd(c->pages * 4096);
+	if (b) {
+		struct iopf_space_config sc = {
+			.backend = c->backend, .quota = c->quota, .page_size = 4096, .window_min = c->window,
+			.window_max = c->window, .iommufd = -1,
+		};
+		if ((r = iopf_space_new(1, &sc, &l->space)) < 0)
+			die("space", r);
+		struct iopf_region_config rc = {.iova = IOVA, .length = c->pages * 4096, .memfd = l->memfd,
+		                                .perm = IOPF_PERM_READ | IOPF_PERM_WRITE};
+		if ((r = iopf_space_add_region(l->space, &rc, NULL)) < 0)
+			die("region", r);
+	}
 	l->dfd = calloc(c->queues, sizeof(int));
 	l->emu = calloc(c->queues, sizeof(*l->emu));
 	for (unsigned q = 0; q < c->queues; q++) {
@@ -92,6 +118,8 @@ static void load_new(const struct cfg *c, struct iopf_bindings *b, struct load *
 		};
 		if ((r = emu_queue_new(&ec, sv[1], &l->emu[q])) < 0)
 			die("emulator", r);
+		if (!b)
+			continue;
 		for (unsigned d = 0; d < c->devices; d++)
 			for (unsigned p = 0; p < (c->pasids ? c->pasids : 1); p++) {
 				struct iopf_binding_key k = {q, q * c->devices + d, c->pasids ? p : IOPF_PASID_NONE};
@@ -116,8 +144,12 @@ static void load_collect(const struct cfg *c, struct load *l, struct result *res
 static void load_free(const struct cfg *c, struct iopf_bindings *b, struct load *l) {
 	for (unsigned q = 0; q < c->queues; q++)
 		emu_queue_free(l->emu[q]);
-	iopf_bindings_remove_space(b, l->space);
-	iopf_space_destroy(l->space);
+	if (b) {
+		iopf_bindings_remove_space(b, l->space);
+		iopf_space_destroy(l->space);
+	}
+	if (l->memfd >= 0)
+		close(l->memfd);
 	free(l->emu);
 	free(l->dfd);
 }
@@ -243,6 +275,124 @@ static void run_naive(const struct cfg *c, struct result *res) {
 	iopf_bindings_free(b);
 }
 
+/* --- daemon: a real iopfd over Varlink -------------------------------------------------- */
+
+static pid_t spawn_daemon(const struct cfg *c, char *path, size_t n) {
+	snprintf(path, n, "/tmp/iopf-bench-%d.sock", (int)getpid());
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork", errno);
+	if (pid == 0) {
+		char workers[16];
+		snprintf(workers, sizeof(workers), "%u", c->workers);
+		execl(c->spawn, c->spawn, "--socket", path, "--workers", workers, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+static sd_varlink *connect_daemon(const char *path) {
+	sd_varlink *v = NULL;
+	for (int i = 0; i < 200; i++) {
+		if (iopfc_connect(path, &v) == 0)
+			return v;
+		usleep(20000);
+	}
+	fprintf(stderr, "iopf-bench: cannot connect to %s\n", path);
+	exit(1);
+}
+
+static void check(int r, const char *what, const char *err) {
+	if (r < 0) {
+		fprintf(stderr, "iopf-bench: %s: %s\n", what, r == -EREMOTEIO ? err : strerror(-r));
+		exit(1);
+	}
+}
+
+struct progress {
+	const struct cfg *c;
+	struct load *l;
+	sd_varlink *v;
+};
+
+static void show_progress(void *ud, unsigned ms) {
+	struct progress *p = ud;
+	uint64_t answered = 0, violations = 0;
+	for (unsigned q = 0; q < p->c->queues; q++) {
+		struct emu_stats st;
+		emu_queue_stats(p->l->emu[q], &st);
+		answered += st.success + st.invalid;
+		violations += emu_violations(&st);
+	}
+	sd_json_variant *s;
+	const char *err;
+	uint64_t pinned = iopfc_statistics(p->v, &s, &err) == 0 ? iopfc_u64(s, "pinned") : 0;
+	printf("%4.1f s: %12lu groups answered, %8.1f MiB pinned, %lu violations\n", ms / 1000.0,
+	       (unsigned long)answered, (double)pinned / (1 << 20), (unsigned long)violations);
+	fflush(stdout);
+}
+
+static void run_daemon(const struct cfg *c, struct result *res) {
+	char path[108];
+	pid_t pid = 0;
+	if (c->spawn)
+		pid = spawn_daemon(c, path, sizeof(path));
+	else
+		snprintf(path, sizeof(path), "%s", c->socket);
+	sd_varlink *v = connect_daemon(path);
+	const char *err;
+	sd_json_variant *st0;
+	check(iopfc_statistics(v, &st0, &err), "GetStatistics", err);
+	uint64_t sys0 = iopfc_u64(st0, "syscalls");
+
+	struct load l;
+	load_new(c, NULL, &l);
+	int memfd = l.memfd >= 0 ? l.memfd : make_memfd(c->pages * 4096);
+	uint64_t space;
+	check(iopfc_create_space(v, c->backend == IOPF_BACKEND_MLOCK ? "mlock" : "none", c->quota, c->window, c->window,
+	                         -1, 0, &space, &err), "CreateSpace", err);
+	check(iopfc_add_region(v, space, IOVA, c->pages * 4096, memfd, 0, IOPF_PERM_READ | IOPF_PERM_WRITE, NULL, &err),
+	      "AddRegion", err);
+	for (unsigned q = 0; q < c->queues; q++) {
+		uint32_t qid;
+		check(iopfc_register_queue(v, l.dfd[q], "relay", "iopf-bench", &qid, &err), "RegisterQueue", err);
+		close(l.dfd[q]);
+		for (unsigned d = 0; d < c->devices; d++)
+			for (unsigned p = 0; p < (c->pasids ? c->pasids : 1); p++)
+				check(iopfc_bind(v, qid, q * c->devices + d, c->pasids ? p : IOPFC_PASID_NONE, space, &err),
+				      "Bind", err);
+	}
+	if (memfd != l.memfd)
+		close(memfd);
+
+	struct progress pr = {.c = c, .l = &l, .v = v};
+	uint64_t t0 = now_ns();
+	emu_run_progress(l.emu, c->queues, c->duration_ms, c->duration_ms + 10000, 2000,
+	                 c->demo ? show_progress : NULL, &pr, 1000);
+	res->seconds = (double)(now_ns() - t0) / 1e9;
+	sd_json_variant *st1;
+	check(iopfc_statistics(v, &st1, &err), "GetStatistics", err);
+	load_collect(c, &l, res);
+	res->syscalls_per_group = res->groups ? (double)(iopfc_u64(st1, "syscalls") - sys0) / (double)res->groups : 0;
+	if (c->then) {
+		/* While our objects still exist: e.g. iopfctl status. */
+		fflush(stdout);
+		setenv("IOPFD_SOCKET", path, 1);
+		if (system(c->then) != 0)
+			fprintf(stderr, "iopf-bench: '%s' failed\n", c->then);
+	}
+	/* Objects go with the connection. */
+	sd_varlink_flush_close_unref(v);
+	load_free(c, NULL, &l);
+	if (pid > 0) {
+		kill(pid, SIGTERM);
+		int status;
+		waitpid(pid, &status, 0);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			fprintf(stderr, "iopf-bench: iopfd did not exit cleanly (status %#x)\n", status);
+	}
+}
+
 /* --- output --------------------------------------------------------------------------------- */
 
 static double rate(const struct result *r) {
@@ -257,7 +407,9 @@ static void usage(void) {
 	fprintf(stderr,
 	        "usage: iopf-bench [--queues N] [--devices N] [--pasids N] [--outstanding N]\n"
 	        "                  [--group-min N] [--group-max N] [--workers N] [--duration-ms N]\n"
-	        "                  [--pattern seq|random|hot] [--pages N] [--modes iopfd,naive] [--json]\n");
+	        "                  [--pattern seq|random|hot] [--pages N] [--modes iopfd,naive,daemon] [--json]\n"
+	        "                  [--backend none|mlock] [--quota BYTES] [--window BYTES]\n"
+	        "                  [--socket PATH | --spawn IOPFD] [--then CMD] [--demo]\n");
 	exit(2);
 }
 
@@ -265,6 +417,7 @@ int main(int argc, char **argv) {
 	struct cfg c = {
 		.queues = 64, .devices = 1, .pasids = 0, .outstanding = 32, .group_min = 1, .group_max = 1,
 		.workers = 1, .duration_ms = 2000, .pages = 4096, .pattern = EMU_RANDOM, .modes = "iopfd,naive",
+		.backend = IOPF_BACKEND_NONE, .quota = 1ull << 40,
 	};
 	static const struct option opts[] = {
 		{"queues", required_argument, NULL, 'q'}, {"devices", required_argument, NULL, 'd'},
@@ -273,6 +426,10 @@ int main(int argc, char **argv) {
 		{"workers", required_argument, NULL, 'w'}, {"duration-ms", required_argument, NULL, 't'},
 		{"pattern", required_argument, NULL, 'P'}, {"pages", required_argument, NULL, 'g'},
 		{"modes", required_argument, NULL, 'x'}, {"json", no_argument, NULL, 'j'},
+		{"backend", required_argument, NULL, 'b'}, {"quota", required_argument, NULL, 'Q'},
+		{"window", required_argument, NULL, 'W'}, {"socket", required_argument, NULL, 'S'},
+		{"spawn", required_argument, NULL, 'X'}, {"then", required_argument, NULL, 'T'},
+		{"demo", no_argument, NULL, 'D'},
 		{"help", no_argument, NULL, 'h'}, {0},
 	};
 	int o;
@@ -289,6 +446,13 @@ int main(int argc, char **argv) {
 		case 'g': c.pages = strtoull(optarg, NULL, 0); break;
 		case 'x': c.modes = optarg; break;
 		case 'j': c.json = true; break;
+		case 'b': c.backend = !strcmp(optarg, "mlock") ? IOPF_BACKEND_MLOCK : IOPF_BACKEND_NONE; break;
+		case 'Q': c.quota = strtoull(optarg, NULL, 0); break;
+		case 'W': c.window = strtoull(optarg, NULL, 0); break;
+		case 'S': c.socket = optarg; break;
+		case 'X': c.spawn = optarg; break;
+		case 'T': c.then = optarg; break;
+		case 'D': c.demo = true; break;
 		case 'P':
 			c.pattern = !strcmp(optarg, "seq") ? EMU_SEQUENTIAL : !strcmp(optarg, "hot") ? EMU_HOT : EMU_RANDOM;
 			break;
@@ -300,23 +464,36 @@ int main(int argc, char **argv) {
 		usage();
 
 	iopf_rcu_register();
-	struct result rs[2] = {{.mode = "iopfd"}, {.mode = "naive"}};
-	bool want[2] = {strstr(c.modes, "iopfd") != NULL, strstr(c.modes, "naive") != NULL};
+	enum { NMODES = 3 };
+	struct result rs[NMODES] = {{.mode = "iopfd"}, {.mode = "naive"}, {.mode = "daemon"}};
+	bool want[NMODES] = {strstr(c.modes, "iopfd") != NULL, strstr(c.modes, "naive") != NULL,
+	                     strstr(c.modes, "daemon") != NULL};
+	if (want[2] && !c.socket && !c.spawn) {
+		fprintf(stderr, "iopf-bench: mode daemon needs --socket or --spawn\n");
+		return 2;
+	}
 	if (want[0])
 		run_engine(&c, &rs[0]);
 	if (want[1])
 		run_naive(&c, &rs[1]);
+	if (want[2])
+		run_daemon(&c, &rs[2]);
 	iopf_rcu_unregister();
+	if (c.demo) {
+		printf("demo: %lu fault groups served, %lu violations\n", (unsigned long)rs[2].groups,
+		       (unsigned long)rs[2].violations);
+		return rs[2].violations || !rs[2].groups ? 1 : 0;
+	}
 
 	double ratio = want[0] && want[1] && rate(&rs[1]) > 0 ? rate(&rs[0]) / rate(&rs[1]) : 0;
-	uint64_t violations = rs[0].violations + rs[1].violations;
+	uint64_t violations = rs[0].violations + rs[1].violations + rs[2].violations;
 	if (c.json) {
 		printf("{\"load\":{\"queues\":%u,\"devices\":%u,\"pasids\":%u,\"outstanding\":%u,"
 		       "\"group_min\":%u,\"group_max\":%u,\"workers\":%u,\"duration_ms\":%u},\"runs\":[",
 		       c.queues, c.devices, c.pasids, c.outstanding, c.group_min, c.group_max, c.workers,
 		       c.duration_ms);
 		bool first = true;
-		for (int i = 0; i < 2; i++) {
+		for (int i = 0; i < NMODES; i++) {
 			if (!want[i])
 				continue;
 			const struct result *r = &rs[i];
@@ -337,7 +514,7 @@ int main(int argc, char **argv) {
 		       c.duration_ms);
 		printf("%-8s %14s %12s %10s %10s %10s %10s\n", "mode", "groups/s", "syscalls/g", "p50 us",
 		       "p99 us", "p99.9 us", "violations");
-		for (int i = 0; i < 2; i++) {
+		for (int i = 0; i < NMODES; i++) {
 			if (!want[i])
 				continue;
 			const struct result *r = &rs[i];
@@ -346,9 +523,10 @@ int main(int argc, char **argv) {
 			       us(iopf_hist_quantile(&r->lat, 0.99)), us(iopf_hist_quantile(&r->lat, 0.999)),
 			       (unsigned long)r->violations);
 		}
+		const struct result *main_run = want[0] ? &rs[0] : &rs[2];
 		printf("SUMMARY groups_per_s=%.0f syscalls_per_group=%.4f naive_groups_per_s=%.0f ratio=%.2f "
 		       "violations=%lu\n",
-		       rate(&rs[0]), rs[0].syscalls_per_group, rate(&rs[1]), ratio, (unsigned long)violations);
+		       rate(main_run), main_run->syscalls_per_group, rate(&rs[1]), ratio, (unsigned long)violations);
 	}
 	return violations ? 1 : 0;
 }

@@ -19,7 +19,8 @@ static unsigned interval_ms = 1000;
 static unsigned count;
 
 static void help(void) {
-	printf("usage: iopfctl [--socket PATH] [--json] COMMAND\n\n"
+	printf("usage: iopfctl [--socket PATH] [--json] COMMAND\n"
+	       "(the socket defaults to $IOPFD_SOCKET, else " IOPFD_SOCKET_DEFAULT ")\n\n"
 	       "  status      daemon summary: queues, devices, spaces, faults/s, pinned, p99\n"
 	       "  queues      registered queues\n"
 	       "  spaces      address spaces\n"
@@ -249,6 +250,8 @@ int main(int argc, char **argv) {
 		{"interval", required_argument, NULL, 'i'}, {"count", required_argument, NULL, 'c'},
 		{"help", no_argument, NULL, 'h'}, {},
 	};
+	if (getenv("IOPFD_SOCKET"))
+		socket_path = getenv("IOPFD_SOCKET");
 	int o;
 	while ((o = getopt_long(argc, argv, "hj", opts, NULL)) >= 0) {
 		switch (o) {

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/* Running the real iopfd binary for a test, on a private socket. */
+#pragma once
+
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+
+#include "../common.h"
+#include "iopfd/client.h"
+
+struct daemon {
+	pid_t pid;
+	char socket[108];
+};
+
+/* Start build/iopfd (IOPFD_BINARY, set by meson) with extra arguments
+ * (NULL-terminated) and wait until it accepts connections. */
+static inline void daemon_start(struct daemon *d, const char *const *extra) {
+	const char *bin = getenv("IOPFD_BINARY");
+	cr_assert(bin, "IOPFD_BINARY is not set");
+	snprintf(d->socket, sizeof(d->socket), "/tmp/iopfd-test-%d-%d.sock", (int)getpid(), rand());
+	d->pid = fork();
+	cr_assert(d->pid >= 0);
+	if (d->pid == 0) {
+		const char *argv[32] = {bin, "--socket", d->socket, "--workers", "2"};
+		int n = 5;
+		for (int i = 0; extra && extra[i] && n < 30; i++)
+			argv[n++] = extra[i];
+		argv[n] = NULL;
+		execv(bin, (char *const *)argv);
+		_exit(127);
+	}
+	for (int i = 0; i < 500; i++) {
+		sd_varlink *v;
+		if (iopfc_connect(d->socket, &v) == 0) {
+			sd_varlink_unref(v);
+			return;
+		}
+		usleep(10000);
+	}
+	cr_assert_fail("iopfd did not come up on %s", d->socket);
+}
+
+/* SIGTERM and wait; returns the exit status (or 128+signal). */
+static inline int daemon_stop(struct daemon *d) {
+	if (d->pid <= 0)
+		return -1;
+	kill(d->pid, SIGTERM);
+	int st;
+	waitpid(d->pid, &st, 0);
+	d->pid = 0;
+	unlink(d->socket);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static inline sd_varlink *daemon_connect(struct daemon *d) {
+	sd_varlink *v;
+	cr_assert_eq(iopfc_connect(d->socket, &v), 0);
+	return v;
+}
