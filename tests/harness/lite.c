@@ -31,8 +31,11 @@ void lite_fail(const char *file, int line, const char *expr, const char *fmt, ..
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* The macros prefix a space so that a bare assertion still has a
+	 * non-empty format. */
+	const char *m = msg[0] == ' ' ? msg + 1 : msg;
 	printf("not ok %d - %s::%s\n# %s:%d: %s%s%s\n", current + 1, tests[current].suite, tests[current].name,
-	       file, line, expr, *msg ? ": " : "", msg);
+	       file, line, expr, *m ? ": " : "", m);
 	fflush(stdout);
 	_exit(1);
 }

@@ -38,7 +38,7 @@ void lite_fail(const char *file, int line, const char *expr, const char *fmt, ..
 #define LITE_CHECK(cond, expr, ...)                                            \
 	do {                                                                   \
 		if (!(cond))                                                   \
-			lite_fail(__FILE__, __LINE__, expr, "" __VA_ARGS__);   \
+			lite_fail(__FILE__, __LINE__, expr, " " __VA_ARGS__);   \
 	} while (0)
 
 #define cr_assert(c, ...) LITE_CHECK((c), #c, __VA_ARGS__)
