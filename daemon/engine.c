@@ -324,12 +324,17 @@ static void *worker_main(void *arg) {
 				continue;
 			break;
 		}
+		/* Commands last: a removal lets the control side free the
+		 * queue, and a later event of this same batch may name it. */
+		bool commands = false;
 		for (int i = 0; i < n; i++) {
 			if (ev[i].data.ptr == w)
-				handle_commands(w);
+				commands = true;
 			else
 				serve_queue(w, ev[i].data.ptr);
 		}
+		if (commands)
+			handle_commands(w);
 		iopf_rcu_quiescent();
 	}
 	struct iopf_queue *q, *tmp;

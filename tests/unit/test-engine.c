@@ -476,3 +476,40 @@ Test(engine, wrong_fd_kinds_are_refused) {
 	close(sv[0]);
 	close(sv[1]);
 }
+
+/* Queues removed one after another while every other queue of the same
+ * workers is busy: a removal must never leave a worker an event naming a
+ * freed queue (ASan catches the use after free). */
+Test(engine, queues_removed_one_by_one_under_load) {
+	enum { N = 16 };
+	struct iopf_space *s = none_space(1, IOPF_QUOTA_UNLIMITED, PG);
+	struct emu_queue *emus[N];
+	struct iopf_queue *qs[N];
+	for (uint32_t i = 0; i < N; i++) {
+		struct emu_config ec = {
+			.devices = 1, .dev_id_base = i, .outstanding = 32, .group_min = 1, .group_max = 2,
+			.iova_base = IOVA, .iova_pages = PAGES, .pattern = EMU_RANDOM, .perm = IOPF_PERM_READ,
+			.seed = 7 + i,
+		};
+		qs[i] = relay_queue(i, &ec, &emus[i]);
+		bind_dev(i, i, IOPF_PASID_NONE, s);
+	}
+	struct emu_thread t = {.q = emus, .n = N, .duration_ms = 3000};
+	pthread_t th;
+	pthread_create(&th, NULL, run_emu, &t);
+	for (int i = 0; i < N; i++) {
+		usleep(20 * 1000);
+		cr_assert_eq(iopf_engine_remove_queue(engine, qs[i]), 0);
+		iopf_bindings_remove_queue(iopf_engine_bindings(engine), (uint32_t)i);
+		iopf_queue_free(qs[i]); /* the peer sees the end and stops */
+	}
+	pthread_join(th, NULL);
+	for (int i = 0; i < N; i++) {
+		struct emu_stats st;
+		emu_queue_stats(emus[i], &st);
+		cr_assert_eq(st.unknown_cookie + st.duplicate + st.bad_code, 0);
+		emu_queue_free(emus[i]);
+	}
+	iopf_bindings_remove_space(iopf_engine_bindings(engine), s);
+	iopf_space_destroy(s);
+}
