@@ -178,6 +178,10 @@ int manager_startup(struct manager *m) {
 	return 0;
 }
 
+int manager_add_connection(struct manager *m, int fd) {
+	return sd_varlink_server_add_connection(m->server, fd, NULL);
+}
+
 int manager_run(struct manager *m) {
 	int r = sd_event_loop(m->event);
 	if (r < 0)

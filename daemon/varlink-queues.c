@@ -12,10 +12,6 @@
 
 #define PASID_MAX ((1u << 20) - 1)
 
-static struct client *client_of(sd_varlink *link) {
-	return sd_varlink_get_userdata(link);
-}
-
 /* A PASID: absent or null means "no PASID"; otherwise 20 bits. */
 static int dispatch_pasid(const char *name, sd_json_variant *v, sd_json_dispatch_flags_t flags, void *userdata) {
 	uint32_t *p = userdata;
@@ -46,7 +42,9 @@ struct register_args {
 };
 
 int vl_method_register_queue(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct client *c = client_of(link);
+	struct client *c = vl_client(link);
+	if (!c)
+		return -ENOMEM;
 	struct manager *m = c->m;
 	struct register_args a = {.fd_index = -1};
 	static const sd_json_dispatch_field table[] = {
@@ -143,7 +141,9 @@ static struct space_obj *touch_space(sd_varlink *link, struct client *c, uint64_
 }
 
 int vl_method_unregister_queue(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct client *c = client_of(link);
+	struct client *c = vl_client(link);
+	if (!c)
+		return -ENOMEM;
 	uint64_t id = 0;
 	static const sd_json_dispatch_field table[] = {
 		{"queue", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint64, 0, SD_JSON_MANDATORY},
@@ -168,7 +168,9 @@ struct bind_args {
 };
 
 int vl_method_bind(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct client *c = client_of(link);
+	struct client *c = vl_client(link);
+	if (!c)
+		return -ENOMEM;
 	struct bind_args a = {.pasid = IOPF_PASID_NONE};
 	static const sd_json_dispatch_field table[] = {
 		{"queue", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint64, offsetof(struct bind_args, queue), SD_JSON_MANDATORY},
@@ -196,7 +198,9 @@ int vl_method_bind(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags
 }
 
 int vl_method_unbind(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct client *c = client_of(link);
+	struct client *c = vl_client(link);
+	if (!c)
+		return -ENOMEM;
 	struct bind_args a = {.pasid = IOPF_PASID_NONE};
 	static const sd_json_dispatch_field table[] = {
 		{"queue", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint64, offsetof(struct bind_args, queue), SD_JSON_MANDATORY},
@@ -222,7 +226,9 @@ int vl_method_unbind(sd_varlink *link, sd_json_variant *p, sd_varlink_method_fla
 /* --- listings ------------------------------------------------------------------------ */
 
 int vl_method_list_queues(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct client *c = client_of(link);
+	struct client *c = vl_client(link);
+	if (!c)
+		return -ENOMEM;
 	struct manager *m = c->m;
 	int r = vl_dispatch(link, m, p, (const sd_json_dispatch_field[]){{}}, NULL);
 	if (r != 0)
@@ -274,7 +280,9 @@ static int add_binding(const struct iopf_binding *b, void *ud) {
 }
 
 int vl_method_list_bindings(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct client *c = client_of(link);
+	struct client *c = vl_client(link);
+	if (!c)
+		return -ENOMEM;
 	int r = vl_dispatch(link, c->m, p, (const sd_json_dispatch_field[]){{}}, NULL);
 	if (r != 0)
 		return r;

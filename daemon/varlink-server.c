@@ -104,6 +104,16 @@ static int on_connect(sd_varlink_server *s, sd_varlink *link, void *userdata) {
 	return 0;
 }
 
+struct client *vl_client(sd_varlink *link) {
+	struct client *c = sd_varlink_get_userdata(link);
+	if (c)
+		return c;
+	struct manager *m = sd_varlink_server_get_userdata(sd_varlink_get_server(link));
+	if (!m || on_connect(NULL, link, m) < 0)
+		return NULL;
+	return sd_varlink_get_userdata(link);
+}
+
 static void on_disconnect(sd_varlink_server *s, sd_varlink *link, void *userdata) {
 	struct manager *m = userdata;
 	struct client *c = sd_varlink_get_userdata(link);
@@ -157,6 +167,8 @@ int varlink_server_setup(struct manager *m) {
 	if (r < 0)
 		return log_error_errno(r, "Failed to attach the Varlink server: %m");
 
+	if (m->cfg.no_listen)
+		return 0;
 	/* A socket systemd passes (FileDescriptorName=varlink) comes first;
 	 * without one, listen on the path given or the default. */
 	if (!m->cfg.socket_path) {

@@ -9,10 +9,6 @@
 #include "iopfd/log.h"
 #include "iopfd/manager.h"
 
-static struct client *client_of(sd_varlink *link) {
-	return sd_varlink_get_userdata(link);
-}
-
 /* An optional unsigned: absent or null leaves the default. */
 static int dispatch_opt_u64(const char *name, sd_json_variant *v, sd_json_dispatch_flags_t flags, void *userdata) {
 	if (sd_json_variant_is_null(v))
@@ -67,7 +63,9 @@ struct create_args {
 };
 
 int vl_method_create_space(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct client *c = client_of(link);
+	struct client *c = vl_client(link);
+	if (!c)
+		return -ENOMEM;
 	struct manager *m = c->m;
 	struct create_args a = {.page_size = 4096, .iommufd_index = -1, .ioas_id = -1};
 	static const sd_json_dispatch_field table[] = {
@@ -151,7 +149,9 @@ int vl_method_create_space(sd_varlink *link, sd_json_variant *p, sd_varlink_meth
 }
 
 int vl_method_destroy_space(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct client *c = client_of(link);
+	struct client *c = vl_client(link);
+	if (!c)
+		return -ENOMEM;
 	uint64_t id = 0;
 	static const sd_json_dispatch_field table[] = {
 		{"space", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint64, 0, SD_JSON_MANDATORY},
@@ -178,7 +178,9 @@ struct region_args {
 };
 
 int vl_method_add_region(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct client *c = client_of(link);
+	struct client *c = vl_client(link);
+	if (!c)
+		return -ENOMEM;
 	struct manager *m = c->m;
 	struct region_args a = {.memfd_index = -1};
 	static const sd_json_dispatch_field table[] = {
@@ -253,7 +255,9 @@ struct remove_args {
 };
 
 int vl_method_remove_region(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct client *c = client_of(link);
+	struct client *c = vl_client(link);
+	if (!c)
+		return -ENOMEM;
 	struct remove_args a = {0};
 	static const sd_json_dispatch_field table[] = {
 		{"space", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint64, offsetof(struct remove_args, space), SD_JSON_MANDATORY},
@@ -281,7 +285,9 @@ int vl_method_remove_region(sd_varlink *link, sd_json_variant *p, sd_varlink_met
 }
 
 int vl_method_list_spaces(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct client *c = client_of(link);
+	struct client *c = vl_client(link);
+	if (!c)
+		return -ENOMEM;
 	struct manager *m = c->m;
 	int r = vl_dispatch(link, m, p, (const sd_json_dispatch_field[]){{}}, NULL);
 	if (r != 0)

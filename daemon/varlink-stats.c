@@ -93,7 +93,9 @@ int stats_build(struct manager *m, sd_json_variant **ret) {
 }
 
 int vl_method_get_statistics(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct client *c = sd_varlink_get_userdata(link);
+	struct client *c = vl_client(link);
+	if (!c)
+		return -ENOMEM;
 	int r = vl_dispatch(link, c->m, p, (const sd_json_dispatch_field[]){{}}, NULL);
 	if (r != 0)
 		return r;
@@ -125,7 +127,9 @@ static int monitor_tick(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 int vl_method_monitor(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct client *c = sd_varlink_get_userdata(link);
+	struct client *c = vl_client(link);
+	if (!c)
+		return -ENOMEM;
 	struct manager *m = c->m;
 	uint64_t interval = 1000;
 	static const sd_json_dispatch_field table[] = {

@@ -39,6 +39,7 @@ struct iopfd_limits {
 
 struct manager_config {
 	const char *socket_path; /* NULL: socket activation, else IOPFD_SOCKET_DEFAULT */
+	bool no_listen;          /* connections only through manager_add_connection() (fuzzers) */
 	unsigned workers;        /* 0: online CPUs */
 	struct iopfd_limits limits;
 };
@@ -139,6 +140,8 @@ struct manager {
 int manager_new(const struct manager_config *cfg, struct manager **out);
 int manager_startup(struct manager *m);
 int manager_run(struct manager *m);
+/* Serve a connected socket as a client connection (tests, fuzzers). */
+int manager_add_connection(struct manager *m, int fd);
 void manager_free(struct manager *m);
 /* Answer everything in flight, unmap everything, drop every object. */
 void manager_drain(struct manager *m);
@@ -159,6 +162,10 @@ void client_destroy_objects(struct manager *m, struct client *c);
 
 /* varlink-server.c */
 int varlink_server_setup(struct manager *m);
+/* The caller of a method; made on first use for connections the server was
+ * handed directly (manager_add_connection), which skip the connect hook.
+ * NULL only when out of memory or the peer cannot be identified. */
+struct client *vl_client(sd_varlink *link);
 /* Reply with a named io.iopfd error (counted); parameters may be NULL. */
 int vl_reply_error(sd_varlink *link, struct manager *m, enum vl_error e, sd_json_variant *parameters);
 int vl_reply_errorb(sd_varlink *link, struct manager *m, enum vl_error e, ...);
