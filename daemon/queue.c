@@ -56,14 +56,15 @@ int iopf_queue_fd_kind(int fd) {
 		return IOPF_TRANSPORT_RELAY;
 	}
 	/* A fault queue is an anonymous inode; its name is the only mark it
-	 * carries, visible through the fd's link in /proc. */
+	 * carries, visible through the fd's link in /proc. The kernel names
+	 * it "[iommufd-pgfault]" (6.11 through 7.x). */
 	char path[64], target[64];
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	ssize_t n = readlink(path, target, sizeof(target) - 1);
 	if (n < 0)
 		return -EBADFD;
 	target[n] = '\0';
-	if (strcmp(target, "anon_inode:[iommufd-fault]") == 0)
+	if (strcmp(target, "anon_inode:[iommufd-pgfault]") == 0)
 		return IOPF_TRANSPORT_IOMMUFD;
 	return -EBADFD;
 }

@@ -7,7 +7,7 @@
 
 static SD_VARLINK_DEFINE_ENUM_TYPE(
 	Transport,
-	SD_VARLINK_FIELD_COMMENT("A kernel iommufd fault queue (anon inode [iommufd-fault])."),
+	SD_VARLINK_FIELD_COMMENT("A kernel iommufd fault queue (anon inode [iommufd-pgfault])."),
 	SD_VARLINK_DEFINE_ENUM_VALUE(iommufd),
 	SD_VARLINK_FIELD_COMMENT("An AF_UNIX stream socket carrying the same 40-byte fault records and 8-byte responses."),
 	SD_VARLINK_DEFINE_ENUM_VALUE(relay));
@@ -117,6 +117,10 @@ static SD_VARLINK_DEFINE_STRUCT_TYPE(
 	SD_VARLINK_DEFINE_FIELD(invalid, SD_VARLINK_INT, SD_VARLINK_MAP),
 	SD_VARLINK_FIELD_COMMENT("Reads, writes and epoll waits of the workers."),
 	SD_VARLINK_DEFINE_FIELD(syscalls, SD_VARLINK_INT, 0),
+	SD_VARLINK_FIELD_COMMENT("Reads of queues."),
+	SD_VARLINK_DEFINE_FIELD(reads, SD_VARLINK_INT, 0),
+	SD_VARLINK_FIELD_COMMENT("Writes of responses (one per batch, more after a refused response)."),
+	SD_VARLINK_DEFINE_FIELD(writes, SD_VARLINK_INT, 0),
 	SD_VARLINK_FIELD_COMMENT("Responses the kernel refused (a bug if ever non-zero)."),
 	SD_VARLINK_DEFINE_FIELD(writeRejects, SD_VARLINK_INT, 0),
 	SD_VARLINK_FIELD_COMMENT("Relay peers dropped for breaking the protocol."),

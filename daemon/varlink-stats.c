@@ -78,6 +78,8 @@ int stats_build(struct manager *m, sd_json_variant **ret) {
 			SD_JSON_BUILD_PAIR_UNSIGNED("success", c.success),
 			SD_JSON_BUILD_PAIR("invalid", SD_JSON_BUILD_VARIANT(invalid)),
 			SD_JSON_BUILD_PAIR_UNSIGNED("syscalls", c.reads + c.writes + c.epoll_waits),
+			SD_JSON_BUILD_PAIR_UNSIGNED("reads", c.reads),
+			SD_JSON_BUILD_PAIR_UNSIGNED("writes", c.writes),
 			SD_JSON_BUILD_PAIR_UNSIGNED("writeRejects", c.write_rejects),
 			SD_JSON_BUILD_PAIR_UNSIGNED("protocolErrors", c.protocol_errors),
 			SD_JSON_BUILD_PAIR_UNSIGNED("ioErrors", c.read_errors + c.write_errors),

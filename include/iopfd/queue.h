@@ -2,7 +2,7 @@
 /*
  * Queues: sources of fault groups, behind a small transport ops struct.
  *
- *  - iommufd: a kernel fault queue fd (anon inode "[iommufd-fault]"). A read
+ *  - iommufd: a kernel fault queue fd (anon inode "[iommufd-pgfault]"). A read
  *    returns whole groups; an empty queue reads as 0, which is not end of
  *    file; a response write stops at the first bad response.
  *  - relay: an AF_UNIX SOCK_STREAM socket carrying the same 40-byte records

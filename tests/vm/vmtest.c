@@ -1,0 +1,658 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * iopfd against the real kernel, run inside the test VM (tools/dev vmtest).
+ *
+ * Each scenario starts iopfd as a real process and plays a VMM: it builds
+ * iommufd objects around the kernel's mock device (IOMMUFD_TEST), hands the
+ * fault queue, the iommufd + IOAS and sealed memfds to iopfd over Varlink,
+ * triggers page faults with IOMMU_TEST_OP_TRIGGER_IOPF and checks the IOMMU
+ * page tables with IOMMU_TEST_OP_MD_CHECK_MAP against its own mapping of the
+ * memfd. Prints TAP; exit status 0 when every scenario passed.
+ *
+ * Kernels: >= 6.13 lets a plain paging HWPT carry a fault queue ("paging");
+ * 6.12 only a nested one ("nested", with a NEST_PARENT HWPT whose page table
+ * MD_CHECK_MAP reads). The mode is found at run time.
+ *
+ * Usage: iopfd-vmtest IOPFD_BINARY [SCENARIO...]
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "iopf_abi.h"
+#include "iommufd_test.h"
+#include "iopfd/client.h"
+#include "iopfd/queue.h"
+#include "iopfd/stats.h"
+
+#define PG 4096ull
+#define RD IOMMU_PGFAULT_PERM_READ
+#define WR IOMMU_PGFAULT_PERM_WRITE
+#define SOCKET "/run/iopfd-vmtest.sock"
+/* Access masks of iopfc_add_region(). */
+#define ACC_R 1u
+#define ACC_RW 3u
+
+static const char *iopfd_bin;
+static int iommufd = -1;
+static bool nested; /* decided once: paging fault HWPTs refused (6.12) */
+static jmp_buf fail_jmp;
+static char fail_msg[512];
+
+/* A failed check ends the scenario: message kept, control back to main. */
+static void __attribute__((format(printf, 1, 2), noreturn)) fail(const char *fmt, ...) {
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(fail_msg, sizeof(fail_msg), fmt, ap);
+	va_end(ap);
+	longjmp(fail_jmp, 1);
+}
+
+#define CHECK(cond, ...)                 \
+	do {                             \
+		if (!(cond))             \
+			fail(__VA_ARGS__); \
+	} while (0)
+
+static uint64_t now_ns(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* --- the kernel's mock device --------------------------------------------------------- */
+
+struct mockdev {
+	uint32_t ioas, stdev, idev;
+	uint32_t hwpt;    /* the HWPT that reports faults */
+	uint32_t checked; /* the paging HWPT MD_CHECK_MAP reads */
+};
+
+static int test_cmd(struct iommu_test_cmd *c) {
+	c->size = sizeof(*c);
+	return ioctl(iommufd, IOMMU_TEST_CMD, c) ? -errno : 0;
+}
+
+static uint32_t ioas_alloc(void) {
+	struct iommu_ioas_alloc a = {.size = sizeof(a)};
+	CHECK(ioctl(iommufd, IOMMU_IOAS_ALLOC, &a) == 0, "IOAS_ALLOC: %m");
+	return a.out_ioas_id;
+}
+
+static void fault_alloc(uint32_t *id, int *fd) {
+	struct iommu_fault_alloc f = {.size = sizeof(f)};
+	CHECK(ioctl(iommufd, IOMMU_FAULT_QUEUE_ALLOC, &f) == 0, "FAULT_QUEUE_ALLOC: %m");
+	*id = f.out_fault_id;
+	*fd = (int)f.out_fault_fd;
+}
+
+/* A mock device on `ioas`, moved onto a HWPT that reports faults to `fault_id`. */
+static struct mockdev mock_device(uint32_t ioas, uint32_t fault_id) {
+	struct mockdev d = {.ioas = ioas};
+	struct iommu_test_cmd md = {.op = IOMMU_TEST_OP_MOCK_DOMAIN, .id = ioas};
+	CHECK(test_cmd(&md) == 0, "MOCK_DOMAIN: %s", strerror(errno));
+	d.stdev = md.mock_domain.out_stdev_id;
+	d.idev = md.mock_domain.out_idev_id;
+
+	struct iommu_hwpt_alloc h = {.size = sizeof(h), .flags = IOMMU_HWPT_FAULT_ID_VALID, .dev_id = d.idev,
+	                             .pt_id = ioas, .fault_id = fault_id};
+	if (!nested && ioctl(iommufd, IOMMU_HWPT_ALLOC, &h) == 0) {
+		d.hwpt = d.checked = h.out_hwpt_id;
+	} else {
+		CHECK(nested || errno == EOPNOTSUPP, "HWPT_ALLOC with a fault queue: %m");
+		nested = true;
+		struct iommu_hwpt_alloc p = {.size = sizeof(p), .flags = IOMMU_HWPT_ALLOC_NEST_PARENT,
+		                             .dev_id = d.idev, .pt_id = ioas};
+		CHECK(ioctl(iommufd, IOMMU_HWPT_ALLOC, &p) == 0, "HWPT_ALLOC NEST_PARENT: %m");
+		struct iommu_hwpt_selftest st = {.iotlb = IOMMU_TEST_IOTLB_DEFAULT};
+		h.pt_id = p.out_hwpt_id;
+		h.data_type = IOMMU_HWPT_DATA_SELFTEST;
+		h.data_len = sizeof(st);
+		h.data_uptr = (uintptr_t)&st;
+		CHECK(ioctl(iommufd, IOMMU_HWPT_ALLOC, &h) == 0, "HWPT_ALLOC nested with a fault queue: %m");
+		d.hwpt = h.out_hwpt_id;
+		d.checked = p.out_hwpt_id;
+	}
+	struct iommu_test_cmd rp = {.op = IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE, .id = d.stdev,
+	                            .mock_domain_replace.pt_id = d.hwpt};
+	CHECK(test_cmd(&rp) == 0, "MOCK_DOMAIN_REPLACE: %s", strerror(errno));
+	return d;
+}
+
+static void trigger(const struct mockdev *d, uint32_t pasid, uint32_t perm, uint64_t addr) {
+	struct iommu_test_cmd t = {.op = IOMMU_TEST_OP_TRIGGER_IOPF,
+	                           .trigger_iopf = {.dev_id = d->idev, .pasid = pasid, .grpid = 1, .perm = perm,
+	                                            .addr = addr}};
+	CHECK(test_cmd(&t) == 0, "TRIGGER_IOPF: %s", strerror(errno));
+}
+
+/* 0 when [iova, iova+len) is mapped in the device's page table to the pages
+ * behind uptr, -EINVAL when not (or not to those pages). */
+static int check_map(const struct mockdev *d, uint64_t iova, uint64_t len, const void *uptr) {
+	struct iommu_test_cmd c = {.op = IOMMU_TEST_OP_MD_CHECK_MAP, .id = d->checked,
+	                           .check_map = {.iova = iova, .length = len, .uptr = (uintptr_t)uptr}};
+	return test_cmd(&c);
+}
+
+/* --- memory ---------------------------------------------------------------------------- */
+
+struct mem {
+	int fd;
+	uint8_t *va; /* the client's own mapping: what the device must see */
+	size_t len;
+};
+
+static struct mem memfd(size_t len, uint8_t fill) {
+	struct mem m = {.len = len};
+	m.fd = memfd_create("vmtest", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	CHECK(m.fd >= 0 && ftruncate(m.fd, (off_t)len) == 0, "memfd: %m");
+	CHECK(fcntl(m.fd, F_ADD_SEALS, F_SEAL_SHRINK) == 0, "seal: %m");
+	m.va = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, m.fd, 0);
+	CHECK(m.va != MAP_FAILED, "mmap: %m");
+	for (size_t i = 0; i < len; i += PG)
+		m.va[i] = (uint8_t)(fill + i / PG);
+	return m;
+}
+
+static void mem_free(struct mem *m) {
+	munmap(m->va, m->len);
+	close(m->fd);
+}
+
+/* --- iopfd ----------------------------------------------------------------------------- */
+
+static pid_t daemon_pid;
+
+static sd_varlink *daemon_start(void) {
+	unlink(SOCKET);
+	daemon_pid = fork();
+	if (daemon_pid == 0) {
+		execl(iopfd_bin, iopfd_bin, "--socket", SOCKET, "--workers", "2", (char *)NULL);
+		_exit(127);
+	}
+	sd_varlink *v;
+	for (int i = 0; i < 500; i++) {
+		if (iopfc_connect(SOCKET, &v) == 0)
+			return v;
+		usleep(10000);
+	}
+	fail("iopfd did not come up");
+}
+
+/* Stop iopfd from reading, so that faults pile up in the kernel's queue. */
+static void daemon_pause(void) {
+	kill(daemon_pid, SIGSTOP);
+	int st;
+	waitpid(daemon_pid, &st, WUNTRACED);
+}
+
+static void daemon_resume(void) {
+	kill(daemon_pid, SIGCONT);
+}
+
+static int daemon_stop(void) {
+	if (daemon_pid <= 0)
+		return -1;
+	kill(daemon_pid, SIGTERM);
+	int st;
+	waitpid(daemon_pid, &st, 0);
+	daemon_pid = 0;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static const char *err;
+
+#define OK(call) CHECK((call) == 0, "%s: %s", #call, err ? err : strerror(errno))
+
+static sd_json_variant *stats(sd_varlink *v) {
+	sd_json_variant *s;
+	OK(iopfc_statistics(v, &s, &err));
+	return s;
+}
+
+static uint64_t invalid_of(sd_json_variant *s, const char *why) {
+	return iopfc_u64(sd_json_variant_by_key(s, "invalid"), why);
+}
+
+/* Wait until iopfd has answered `groups` groups in all. */
+static sd_json_variant *wait_groups_every(sd_varlink *v, uint64_t groups, unsigned poll_us) {
+	uint64_t deadline = now_ns() + 60ull * 1000000000;
+	for (;;) {
+		sd_json_variant *s = stats(v);
+		if (iopfc_u64(s, "groups") >= groups)
+			return s;
+		CHECK(now_ns() < deadline, "only %lu of %lu groups answered", (unsigned long)iopfc_u64(s, "groups"),
+		      (unsigned long)groups);
+		usleep(poll_us);
+	}
+}
+
+static sd_json_variant *wait_groups(sd_varlink *v, uint64_t groups) {
+	return wait_groups_every(v, groups, 2000);
+}
+
+struct setup {
+	sd_varlink *v;
+	struct mockdev dev;
+	uint32_t fault_id;
+	int fault_fd;
+	uint32_t queue;
+	uint64_t space;
+	struct mem mem;
+	uint64_t iova;
+};
+
+/* One device on its own IOAS and fault queue; one address space with one
+ * region of `pages` pages at the start of the mock aperture. */
+static void setup_one(struct setup *s, size_t pages, uint64_t quota, uint64_t window, uint32_t access) {
+	s->v = daemon_start();
+	uint32_t ioas = ioas_alloc();
+	fault_alloc(&s->fault_id, &s->fault_fd);
+	s->dev = mock_device(ioas, s->fault_id);
+	s->mem = memfd(pages * PG, 0x10);
+	s->iova = MOCK_APERTURE_START;
+	OK(iopfc_create_space(s->v, "iommufd", quota, window, window, iommufd, ioas, &s->space, &err));
+	OK(iopfc_add_region(s->v, s->space, s->iova, pages * PG, s->mem.fd, 0, access, NULL, &err));
+	OK(iopfc_register_queue(s->v, s->fault_fd, "iommufd", "vm", &s->queue, &err));
+	OK(iopfc_bind(s->v, s->queue, s->dev.idev, IOPFC_PASID_NONE, s->space, &err));
+}
+
+static void teardown_one(struct setup *s) {
+	if (s->v)
+		sd_varlink_unref(s->v);
+	CHECK(daemon_stop() == 0, "iopfd did not exit cleanly");
+	mem_free(&s->mem);
+	close(s->fault_fd);
+}
+
+/* --- scenarios --------------------------------------------------------------------------- */
+
+/* Thousands of faults over a memfd region: every group answered, every
+ * faulted page pinned and mapped to the right memfd page. */
+static void paging_demand(void) {
+	enum { PAGES = 2048 };
+	struct setup s = {0};
+	setup_one(&s, PAGES, PAGES * PG, PG, ACC_RW);
+	/* A stride that visits every page once, out of order. */
+	for (uint64_t i = 0; i < PAGES; i++) {
+		uint64_t p = (i * 1237) % PAGES;
+		trigger(&s.dev, 0, RD | WR, s.iova + p * PG + (i % 7) * 8);
+	}
+	sd_json_variant *st = wait_groups(s.v, PAGES);
+	CHECK(iopfc_u64(st, "success") == PAGES, "success %lu", (unsigned long)iopfc_u64(st, "success"));
+	CHECK(iopfc_u64(st, "writeRejects") == 0, "the kernel refused responses");
+	for (uint64_t p = 0; p < PAGES; p++)
+		CHECK(check_map(&s.dev, s.iova + p * PG, PG, s.mem.va + p * PG) == 0, "page %lu not mapped to its memfd page",
+		      (unsigned long)p);
+	/* The check itself can fail: the wrong memfd page is refused. */
+	CHECK(check_map(&s.dev, s.iova, PG, s.mem.va + PG) == -EINVAL, "MD_CHECK_MAP accepted a wrong page");
+	printf("# %d faults answered with %lu reads and %lu writes\n", PAGES, (unsigned long)iopfc_u64(st, "reads"),
+	       (unsigned long)iopfc_u64(st, "writes"));
+	teardown_one(&s);
+}
+
+/* Faults iopfd must refuse: outside every region, a write to a read-only
+ * region, a device or PASID nobody bound. Nothing gets mapped. */
+static void refusals(void) {
+	struct setup s = {0};
+	setup_one(&s, 256, 1 << 20, PG, ACC_R);
+	/* A second device on the same queue that nobody binds. */
+	struct mockdev stranger = mock_device(s.dev.ioas, s.fault_id);
+	/* And the first device's requests with a PASID: bound only without. */
+	trigger(&s.dev, 0, RD, s.iova + 300 * PG);                  /* outside the region */
+	trigger(&s.dev, 0, RD | WR, s.iova + 10 * PG);              /* write to read-only */
+	trigger(&stranger, 0, RD, s.iova + 11 * PG);                /* unknown device */
+	trigger(&s.dev, 0, RD | IOMMU_PGFAULT_PERM_EXEC, s.iova + 12 * PG); /* exec not allowed */
+	sd_json_variant *st = wait_groups(s.v, 4);
+	CHECK(iopfc_u64(st, "success") == 0, "a refused fault was answered SUCCESS");
+	CHECK(invalid_of(st, "no_region") == 1, "no_region %lu", (unsigned long)invalid_of(st, "no_region"));
+	CHECK(invalid_of(st, "permission") == 2, "permission %lu", (unsigned long)invalid_of(st, "permission"));
+	CHECK(invalid_of(st, "no_binding") == 1, "no_binding %lu", (unsigned long)invalid_of(st, "no_binding"));
+	for (int p = 10; p <= 12; p++)
+		CHECK(check_map(&s.dev, s.iova + (uint64_t)p * PG, PG, s.mem.va + p * PG) == -EINVAL,
+		      "page %d mapped after a refused fault", p);
+	/* A read of the same page is fine, and maps it. */
+	trigger(&s.dev, 0, RD, s.iova + 10 * PG);
+	wait_groups(s.v, 5);
+	CHECK(check_map(&s.dev, s.iova + 10 * PG, PG, s.mem.va + 10 * PG) == 0, "page 10 not mapped after a read");
+	teardown_one(&s);
+}
+
+/* A quota smaller than the pages touched: evicted pages are really unmapped,
+ * pinned bytes stay within the quota, and evicted pages are served again. */
+static void quota_eviction(void) {
+	enum { PAGES = 64, QUOTA_PAGES = 16 };
+	struct setup s = {0};
+	setup_one(&s, PAGES, QUOTA_PAGES * PG, PG, ACC_RW);
+	for (uint64_t p = 0; p < PAGES; p++) {
+		trigger(&s.dev, 0, RD, s.iova + p * PG);
+		wait_groups(s.v, p + 1);
+	}
+	sd_json_variant *rep;
+	OK(iopfc_call(s.v, "io.iopfd.ListSpaces", NULL, NULL, 0, &rep, &err));
+	sd_json_variant *sp = sd_json_variant_by_index(sd_json_variant_by_key(rep, "spaces"), 0);
+	CHECK(iopfc_u64(sp, "pinnedPeak") <= QUOTA_PAGES * PG, "peak %lu over the quota", (unsigned long)iopfc_u64(sp, "pinnedPeak"));
+	CHECK(iopfc_u64(sp, "evictions") >= PAGES - QUOTA_PAGES, "evictions %lu", (unsigned long)iopfc_u64(sp, "evictions"));
+	unsigned mapped = 0;
+	for (uint64_t p = 0; p < PAGES; p++)
+		mapped += check_map(&s.dev, s.iova + p * PG, PG, s.mem.va + p * PG) == 0;
+	CHECK(mapped <= QUOTA_PAGES && mapped > 0, "%u pages mapped with a quota of %d", mapped, QUOTA_PAGES);
+	CHECK(check_map(&s.dev, s.iova, PG, s.mem.va) == -EINVAL, "page 0 still mapped after eviction");
+	trigger(&s.dev, 0, RD, s.iova);
+	sd_json_variant *st = wait_groups(s.v, PAGES + 1);
+	CHECK(iopfc_u64(st, "success") == PAGES + 1, "an evicted page was not served again");
+	CHECK(check_map(&s.dev, s.iova, PG, s.mem.va) == 0, "page 0 not mapped again");
+	teardown_one(&s);
+}
+
+/* Several mock devices on one fault queue and on another, bound to
+ * different address spaces over different IOASes and memfds; PASIDs of a
+ * nested device bound to spaces of their own. */
+static void devices_and_pasids(void) {
+	sd_varlink *v = daemon_start();
+	uint32_t ioas_a = ioas_alloc(), ioas_b = ioas_alloc();
+	uint32_t f1, f2;
+	int fd1, fd2;
+	fault_alloc(&f1, &fd1);
+	fault_alloc(&f2, &fd2);
+	struct mockdev d1 = mock_device(ioas_a, f1), d2 = mock_device(ioas_a, f1), d3 = mock_device(ioas_b, f2);
+	struct mem m1 = memfd(32 * PG, 0x20), m2 = memfd(32 * PG, 0x40), m3 = memfd(32 * PG, 0x60);
+	const uint64_t X = MOCK_APERTURE_START, Y = MOCK_APERTURE_START + (1 << 20);
+	uint64_t s1, s2, s3;
+	uint32_t q1, q2;
+	OK(iopfc_create_space(v, "iommufd", 1 << 20, PG, PG, iommufd, ioas_a, &s1, &err));
+	OK(iopfc_create_space(v, "iommufd", 1 << 20, PG, PG, iommufd, ioas_a, &s2, &err));
+	OK(iopfc_create_space(v, "iommufd", 1 << 20, PG, PG, iommufd, ioas_b, &s3, &err));
+	OK(iopfc_add_region(v, s1, X, 32 * PG, m1.fd, 0, ACC_RW, NULL, &err));
+	OK(iopfc_add_region(v, s2, Y, 32 * PG, m2.fd, 0, ACC_RW, NULL, &err));
+	OK(iopfc_add_region(v, s3, X, 32 * PG, m3.fd, 0, ACC_RW, NULL, &err));
+	OK(iopfc_register_queue(v, fd1, NULL, "shared", &q1, &err));
+	OK(iopfc_register_queue(v, fd2, NULL, "own", &q2, &err));
+	OK(iopfc_bind(v, q1, d1.idev, IOPFC_PASID_NONE, s1, &err));
+	OK(iopfc_bind(v, q1, d2.idev, IOPFC_PASID_NONE, s2, &err));
+	OK(iopfc_bind(v, q2, d3.idev, IOPFC_PASID_NONE, s3, &err));
+	for (uint64_t p = 0; p < 32; p += 3) {
+		trigger(&d1, 0, RD, X + p * PG);
+		trigger(&d2, 0, RD | WR, Y + p * PG);
+		trigger(&d3, 0, WR, X + p * PG);
+	}
+	sd_json_variant *st = wait_groups(v, 33);
+	CHECK(iopfc_u64(st, "success") == 33, "success %lu of 33", (unsigned long)iopfc_u64(st, "success"));
+	for (uint64_t p = 0; p < 32; p += 3) {
+		CHECK(check_map(&d1, X + p * PG, PG, m1.va + p * PG) == 0, "d1 page %lu", (unsigned long)p);
+		CHECK(check_map(&d2, Y + p * PG, PG, m2.va + p * PG) == 0, "d2 page %lu", (unsigned long)p);
+		CHECK(check_map(&d3, X + p * PG, PG, m3.va + p * PG) == 0, "d3 page %lu (another IOAS, another memfd)",
+		      (unsigned long)p);
+		CHECK(check_map(&d3, X + p * PG, PG, m1.va + p * PG) == -EINVAL, "d3 sees d1's memory");
+	}
+
+	/* PASIDs: a nested domain takes faults for any PASID of its device. */
+	bool was = nested;
+	nested = true;
+	uint32_t ioas_c = ioas_alloc();
+	struct mockdev d4 = mock_device(ioas_c, f1);
+	nested = was;
+	struct mem m4 = memfd(8 * PG, 0x80), m5 = memfd(8 * PG, 0xa0);
+	const uint64_t Z = MOCK_APERTURE_START + (4 << 20), W = MOCK_APERTURE_START + (8 << 20);
+	uint64_t s4, s5;
+	OK(iopfc_create_space(v, "iommufd", 1 << 20, PG, PG, iommufd, ioas_c, &s4, &err));
+	OK(iopfc_create_space(v, "iommufd", 1 << 20, PG, PG, iommufd, ioas_c, &s5, &err));
+	OK(iopfc_add_region(v, s4, Z, 8 * PG, m4.fd, 0, ACC_RW, NULL, &err));
+	OK(iopfc_add_region(v, s5, W, 8 * PG, m5.fd, 0, ACC_RW, NULL, &err));
+	OK(iopfc_bind(v, q1, d4.idev, 3, s4, &err));
+	OK(iopfc_bind(v, q1, d4.idev, 4, s5, &err));
+	trigger(&d4, 3, RD, Z + 2 * PG);
+	trigger(&d4, 4, RD, W + 5 * PG);
+	trigger(&d4, 9, RD, Z + 3 * PG); /* a PASID nobody bound */
+	st = wait_groups(v, 36);
+	CHECK(iopfc_u64(st, "success") == 35, "PASID faults: success %lu of 35", (unsigned long)iopfc_u64(st, "success"));
+	CHECK(invalid_of(st, "no_binding") == 1, "the unbound PASID was not refused");
+	CHECK(check_map(&d4, Z + 2 * PG, PG, m4.va + 2 * PG) == 0, "PASID 3 page");
+	CHECK(check_map(&d4, W + 5 * PG, PG, m5.va + 5 * PG) == 0, "PASID 4 page");
+	CHECK(check_map(&d4, Z + 3 * PG, PG, m4.va + 3 * PG) == -EINVAL, "the unbound PASID's page got mapped");
+
+	sd_varlink_unref(v);
+	CHECK(daemon_stop() == 0, "iopfd did not exit cleanly");
+	mem_free(&m1);
+	mem_free(&m2);
+	mem_free(&m3);
+	mem_free(&m4);
+	mem_free(&m5);
+	close(fd1);
+	close(fd2);
+}
+
+/* Removing a region unmaps what iopfd mapped in it; a client going away
+ * unmaps everything; the fault queue keeps working for the client. */
+static void teardown_unmaps(void) {
+	struct setup s = {0};
+	setup_one(&s, 64, 1 << 20, PG, ACC_RW);
+	struct mem second = memfd(64 * PG, 0x33);
+	uint64_t second_iova = s.iova + (1 << 20), region2;
+	OK(iopfc_add_region(s.v, s.space, second_iova, 64 * PG, second.fd, 0, ACC_RW, &region2, &err));
+	for (uint64_t p = 0; p < 64; p += 4) {
+		trigger(&s.dev, 0, RD, s.iova + p * PG);
+		trigger(&s.dev, 0, RD, second_iova + p * PG);
+	}
+	wait_groups(s.v, 32);
+	for (uint64_t p = 0; p < 64; p += 4) {
+		CHECK(check_map(&s.dev, s.iova + p * PG, PG, s.mem.va + p * PG) == 0, "first region page %lu", (unsigned long)p);
+		CHECK(check_map(&s.dev, second_iova + p * PG, PG, second.va + p * PG) == 0, "second region page %lu",
+		      (unsigned long)p);
+	}
+	OK(iopfc_remove_region(s.v, s.space, region2, &err));
+	for (uint64_t p = 0; p < 64; p += 4) {
+		CHECK(check_map(&s.dev, second_iova + p * PG, PG, second.va + p * PG) == -EINVAL,
+		      "removed region's page %lu still mapped", (unsigned long)p);
+		CHECK(check_map(&s.dev, s.iova + p * PG, PG, s.mem.va + p * PG) == 0, "kept region's page %lu unmapped",
+		      (unsigned long)p);
+	}
+	/* The client goes away: everything iopfd mapped for it goes too. */
+	sd_varlink_flush_close_unref(s.v);
+	s.v = NULL;
+	sd_varlink *probe = NULL;
+	OK(iopfc_connect(SOCKET, &probe));
+	for (int i = 0; i < 500 && iopfc_u64(stats(probe), "spaces") > 0; i++)
+		usleep(10000);
+	CHECK(iopfc_u64(stats(probe), "spaces") == 0, "the client's space outlived it");
+	sd_varlink_unref(probe);
+	for (uint64_t p = 0; p < 64; p += 4)
+		CHECK(check_map(&s.dev, s.iova + p * PG, PG, s.mem.va + p * PG) == -EINVAL, "page %lu mapped after disconnect",
+		      (unsigned long)p);
+	/* The queue is the client's again. */
+	trigger(&s.dev, 0, RD, s.iova + 5 * PG);
+	iopf_record rec;
+	ssize_t n = 0;
+	for (int i = 0; i < 1000 && n == 0; i++) {
+		n = read(s.fault_fd, &rec, sizeof(rec));
+		if (n == 0)
+			usleep(1000);
+	}
+	CHECK(n == sizeof(rec), "the client could not read its own fault queue (%zd)", n);
+	iopf_response r = {.cookie = rec.cookie, .code = IOMMUFD_PAGE_RESP_INVALID};
+	CHECK(write(s.fault_fd, &r, sizeof(r)) == sizeof(r), "the client could not answer: %m");
+	teardown_one(&s);
+	mem_free(&second);
+}
+
+/* The response path under the kernel's rules: many groups queued before
+ * iopfd looks are read in one go and answered with one write; and the
+ * transport's recovery when the kernel refuses one response of a batch. */
+static void response_path(void) {
+	enum { N = 256 };
+	struct setup s = {0};
+	s.v = daemon_start();
+	uint32_t ioas = ioas_alloc();
+	fault_alloc(&s.fault_id, &s.fault_fd);
+	s.dev = mock_device(ioas, s.fault_id);
+	s.mem = memfd(N * PG, 0x55);
+	s.iova = MOCK_APERTURE_START;
+	OK(iopfc_create_space(s.v, "iommufd", N * PG, PG, PG, iommufd, ioas, &s.space, &err));
+	OK(iopfc_add_region(s.v, s.space, s.iova, N * PG, s.mem.fd, 0, ACC_RW, NULL, &err));
+	OK(iopfc_register_queue(s.v, s.fault_fd, "iommufd", NULL, &s.queue, &err));
+	OK(iopfc_bind(s.v, s.queue, s.dev.idev, IOPFC_PASID_NONE, s.space, &err));
+	daemon_pause();
+	for (uint64_t p = 0; p < N; p++)
+		trigger(&s.dev, 0, RD, s.iova + p * PG);
+	daemon_resume();
+	sd_json_variant *st = wait_groups(s.v, N);
+	CHECK(iopfc_u64(st, "success") == N, "success %lu of %d", (unsigned long)iopfc_u64(st, "success"), N);
+	CHECK(iopfc_u64(st, "writes") <= 4, "%lu writes for %d queued groups", (unsigned long)iopfc_u64(st, "writes"), N);
+	CHECK(iopfc_u64(st, "writeRejects") == 0, "the kernel refused a response");
+	OK(iopfc_unregister_queue(s.v, s.queue, &err));
+
+	/* The transport alone on the real queue: one response of eight carries
+	 * a cookie the kernel does not know. */
+	for (uint64_t p = 0; p < 8; p++)
+		trigger(&s.dev, 0, RD, s.iova + p * PG);
+	struct iopf_queue q = {.fd = s.fault_fd, .ops = &iopf_transport_iommufd};
+	iopf_record recs[8];
+	ssize_t n = q.ops->read(&q, recs, sizeof(recs));
+	CHECK(n == sizeof(recs), "read %zd of the 8 groups", n);
+	iopf_response resp[8];
+	for (int i = 0; i < 8; i++)
+		resp[i] = (iopf_response){.cookie = recs[i].cookie, .code = IOMMUFD_PAGE_RESP_SUCCESS};
+	uint32_t held_back = resp[3].cookie;
+	resp[3].cookie = 0xdead;
+	struct iopf_counters c = {0};
+	CHECK(q.ops->respond(&q, resp, 8, &c) == 0, "respond failed");
+	CHECK(c.write_rejects == 1 && c.writes == 2, "rejects %lu writes %lu", (unsigned long)c.write_rejects,
+	      (unsigned long)c.writes);
+	/* The seven others were taken (a second answer is refused) ... */
+	for (int i = 0; i < 8; i++) {
+		if (i == 3)
+			continue;
+		iopf_response again = {.cookie = recs[i].cookie, .code = IOMMUFD_PAGE_RESP_SUCCESS};
+		CHECK(write(s.fault_fd, &again, sizeof(again)) < 0 && errno == EINVAL, "group %d was not answered", i);
+	}
+	/* ... and the one behind the bad cookie is still pending, not lost. */
+	iopf_response late = {.cookie = held_back, .code = IOMMUFD_PAGE_RESP_INVALID};
+	CHECK(write(s.fault_fd, &late, sizeof(late)) == sizeof(late), "the held-back group was lost: %m");
+	teardown_one(&s);
+}
+
+/* Functional figures (TCG): faults served per second by iopfd and by a
+ * naive handler (one read of one group, one map, one write) on this VM. */
+static void figures(void) {
+	enum { N = 16000 };
+	/* 0: iopfd mapping each faulted page; 1: the naive handler, the same;
+	 * 2: iopfd with a 64 KiB fault-around window (sequential faults). */
+	double rate[3];
+	for (int mode = 0; mode < 3; mode++) {
+		struct setup s = {0};
+		s.v = daemon_start();
+		uint32_t ioas = ioas_alloc();
+		fault_alloc(&s.fault_id, &s.fault_fd);
+		s.dev = mock_device(ioas, s.fault_id);
+		s.mem = memfd(N * PG, 0x77);
+		s.iova = MOCK_APERTURE_START;
+		/* The same backlog for all: N faults queued before serving starts. */
+		if (mode != 1) {
+			uint64_t window = mode == 2 ? 16 * PG : PG;
+			OK(iopfc_create_space(s.v, "iommufd", N * PG, window, window, iommufd, ioas, &s.space, &err));
+			OK(iopfc_add_region(s.v, s.space, s.iova, N * PG, s.mem.fd, 0, ACC_RW, NULL, &err));
+			OK(iopfc_register_queue(s.v, s.fault_fd, "iommufd", NULL, &s.queue, &err));
+			OK(iopfc_bind(s.v, s.queue, s.dev.idev, IOPFC_PASID_NONE, s.space, &err));
+			daemon_pause();
+		}
+		for (uint64_t p = 0; p < N; p++)
+			trigger(&s.dev, 0, RD, s.iova + p * PG);
+		uint64_t t0 = now_ns();
+		if (mode != 1) {
+			daemon_resume();
+			/* Polling costs iopfd a little; every 20 ms is noise at this size. */
+			sd_json_variant *st = wait_groups_every(s.v, N, 20000);
+			CHECK(iopfc_u64(st, "success") == N, "iopfd served %lu of %d", (unsigned long)iopfc_u64(st, "success"), N);
+		} else {
+			for (int i = 0; i < N; i++) {
+				iopf_record r;
+				CHECK(read(s.fault_fd, &r, sizeof(r)) == sizeof(r), "naive read: %m");
+				uint64_t iova = r.addr & ~(PG - 1);
+				struct iommu_ioas_map_file m = {.size = sizeof(m),
+				                                .flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
+				                                         IOMMU_IOAS_MAP_WRITEABLE,
+				                                .ioas_id = ioas, .fd = s.mem.fd, .start = iova - s.iova,
+				                                .length = PG, .iova = iova};
+				if (ioctl(iommufd, IOMMU_IOAS_MAP_FILE, &m) < 0) {
+					struct iommu_ioas_map mm = {.size = sizeof(mm), .flags = m.flags, .ioas_id = ioas,
+					                            .user_va = (uintptr_t)s.mem.va + (iova - s.iova), .length = PG,
+					                            .iova = iova};
+					CHECK(ioctl(iommufd, IOMMU_IOAS_MAP, &mm) == 0, "naive map: %m");
+				}
+				iopf_response resp = {.cookie = r.cookie, .code = IOMMUFD_PAGE_RESP_SUCCESS};
+				CHECK(write(s.fault_fd, &resp, sizeof(resp)) == sizeof(resp), "naive write: %m");
+			}
+		}
+		rate[mode] = N / ((double)(now_ns() - t0) / 1e9);
+		teardown_one(&s);
+	}
+	printf("# vm-figures (%d faults queued, TCG, functional): naive %.0f faults/s; iopfd mapping each page %.0f "
+	       "(%.2fx); iopfd with 64 KiB fault-around %.0f (%.2fx)\n",
+	       N, rate[1], rate[0], rate[0] / rate[1], rate[2], rate[2] / rate[1]);
+}
+
+/* --- driver -------------------------------------------------------------------------------- */
+
+static const struct {
+	const char *name;
+	void (*fn)(void);
+} scenarios[] = {
+	{"paging_demand_map", paging_demand},
+	{"refusals_map_nothing", refusals},
+	{"quota_eviction_unmaps", quota_eviction},
+	{"devices_queues_pasids", devices_and_pasids},
+	{"teardown_unmaps", teardown_unmaps},
+	{"response_path", response_path},
+	{"figures", figures},
+};
+
+int main(int argc, char **argv) {
+	if (argc < 2) {
+		fprintf(stderr, "usage: iopfd-vmtest IOPFD_BINARY [SCENARIO...]\n");
+		return 2;
+	}
+	iopfd_bin = argv[1];
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGPIPE, SIG_IGN);
+	size_t n = sizeof(scenarios) / sizeof(scenarios[0]);
+	int failed = 0, ran = 0;
+	printf("TAP version 13\n");
+	for (size_t i = 0; i < n; i++) {
+		bool wanted = argc == 2;
+		for (int a = 2; a < argc; a++)
+			wanted |= !strcmp(argv[a], scenarios[i].name);
+		if (!wanted)
+			continue;
+		iommufd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
+		if (iommufd < 0) {
+			printf("not ok %d - %s # /dev/iommu: %s\n", ++ran, scenarios[i].name, strerror(errno));
+			failed++;
+			continue;
+		}
+		uint64_t t0 = now_ns();
+		if (setjmp(fail_jmp) == 0) {
+			scenarios[i].fn();
+			printf("ok %d - %s (%s, %.1f s)\n", ++ran, scenarios[i].name, nested ? "nested" : "paging",
+			       (double)(now_ns() - t0) / 1e9);
+		} else {
+			printf("not ok %d - %s # %s\n", ++ran, scenarios[i].name, fail_msg);
+			failed++;
+			daemon_stop();
+		}
+		/* Closing the iommufd destroys every object the scenario made. */
+		close(iommufd);
+	}
+	printf("1..%d\n", ran);
+	return failed ? 1 : 0;
+}
