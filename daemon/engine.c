@@ -49,8 +49,9 @@ struct iopf_worker {
 	struct iopf_counters c;
 	struct iopf_hist service; /* per group: read returned -> response written */
 
-	uint8_t *rbuf;
-	size_t rcap; /* whole records */
+	uint8_t *rbuf; /* the journal slot's data, or private */
+	size_t rcap;   /* whole records */
+	struct iopf_jslot *slot; /* NULL without a journal */
 	struct iopf_group *groups;
 	size_t max_groups;
 	iopf_response *resp;
@@ -82,9 +83,74 @@ static int set_interest(struct iopf_worker *w, struct iopf_queue *q, uint32_t ev
 	return 0;
 }
 
+/* --- partial groups carried between reads ----------------------------------------------- */
+
+static const uint8_t *carried_bytes(struct iopf_worker *w, struct iopf_queue *q) {
+	if (q->carry >= 0)
+		return iopf_journal_carry(w->e->cfg.journal, w->index, (uint32_t)q->carry)->data;
+	return q->rem;
+}
+
+/* The carried bytes are now in the journal slot (or dropped): free the carry. */
+static void drop_remainder(struct iopf_worker *w, struct iopf_queue *q) {
+	if (q->carry >= 0) {
+		struct iopf_jcarry *c = iopf_journal_carry(w->e->cfg.journal, w->index, (uint32_t)q->carry);
+		__atomic_store_n(&c->queue_id, 0, __ATOMIC_RELEASE);
+		q->carry = -1;
+	}
+	q->rem_len = 0;
+}
+
+/* Keep a partial group for the next read: in a journal carry slot when there
+ * is one (it survives a crash), else in the queue's own memory. */
+static int keep_remainder(struct iopf_worker *w, struct iopf_queue *q, const uint8_t *p, size_t len) {
+	const struct iopf_journal *j = w->e->cfg.journal;
+	if (j && len <= j->h->carry_bytes) {
+		for (uint32_t i = 0; i < j->h->carry_slots; i++) {
+			struct iopf_jcarry *c = iopf_journal_carry(j, w->index, i);
+			if (__atomic_load_n(&c->queue_id, __ATOMIC_RELAXED) != 0)
+				continue;
+			memcpy(c->data, p, len);
+			c->len = (uint32_t)len;
+			/* Owner last: a carry with an owner is whole. */
+			__atomic_store_n(&c->queue_id, q->id, __ATOMIC_RELEASE);
+			q->carry = (int)i;
+			q->rem_len = len;
+			return 0;
+		}
+	}
+	if (j)
+		IOPF_STAT_INC(w->c.carry_overflows);
+	if (len > q->rem_cap) {
+		uint8_t *n = realloc(q->rem, len);
+		if (!n)
+			return -ENOMEM;
+		q->rem = n;
+		q->rem_cap = len;
+	}
+	memcpy(q->rem, p, len);
+	q->rem_len = len;
+	return 0;
+}
+
+/* The batch in the slot is read and not yet answered. */
+static void journal_read(struct iopf_worker *w, struct iopf_queue *q, size_t len) {
+	if (!w->slot)
+		return;
+	w->slot->queue_id = q->id;
+	w->slot->len = (uint32_t)len;
+	__atomic_store_n(&w->slot->state, IOPF_JSLOT_READ, __ATOMIC_RELEASE);
+}
+
+static void journal_answered(struct iopf_worker *w) {
+	if (w->slot)
+		__atomic_store_n(&w->slot->state, IOPF_JSLOT_EMPTY, __ATOMIC_RELEASE);
+}
+
 /* Let go of a queue: out of epoll and out of this worker's list. */
 static void detach_queue(struct iopf_worker *w, struct iopf_queue *q, enum iopf_queue_close why) {
 	epoll_ctl(w->epfd, EPOLL_CTL_DEL, q->fd, NULL);
+	drop_remainder(w, q);
 	cds_list_del(&q->node);
 	__atomic_store_n(&w->n_queues, w->n_queues - 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&q->closed, why, __ATOMIC_RELEASE);
@@ -98,19 +164,6 @@ static void close_queue(struct iopf_worker *w, struct iopf_queue *q, enum iopf_q
 	q->fd = -1;
 	if (w->e->cfg.on_queue_closed)
 		w->e->cfg.on_queue_closed(q, why, w->e->cfg.userdata);
-}
-
-static int keep_remainder(struct iopf_queue *q, const uint8_t *p, size_t len) {
-	if (len > q->rem_cap) {
-		uint8_t *n = realloc(q->rem, len);
-		if (!n)
-			return -ENOMEM;
-		q->rem = n;
-		q->rem_cap = len;
-	}
-	memcpy(q->rem, p, len);
-	q->rem_len = len;
-	return 0;
 }
 
 static void count_group(struct iopf_queue *q, const struct iopf_group *g, uint32_t code) {
@@ -176,8 +229,10 @@ static enum iopf_queue_close process(struct iopf_worker *w, struct iopf_queue *q
 	if (wr < 0 && why == IOPF_QUEUE_OPEN)
 		why = wr == -EPIPE ? IOPF_QUEUE_HANGUP : IOPF_QUEUE_IO_ERROR;
 	if (why == IOPF_QUEUE_OPEN && q->ops->stream && b.consumed < len &&
-	    keep_remainder(q, w->rbuf + b.consumed, len - b.consumed) < 0)
+	    keep_remainder(w, q, w->rbuf + b.consumed, len - b.consumed) < 0)
 		why = IOPF_QUEUE_IO_ERROR;
+	/* Everything read is answered (or carried): the slot may go. */
+	journal_answered(w);
 	return why;
 }
 
@@ -199,16 +254,13 @@ static void serve_queue(struct iopf_worker *w, struct iopf_queue *q) {
 
 	for (unsigned round = 0; round < w->e->cfg.fairness_reads; round++) {
 		size_t have = q->rem_len;
-		if (have) {
-			memcpy(w->rbuf, q->rem, have);
-			q->rem_len = 0;
-		}
+		if (have)
+			memcpy(w->rbuf, carried_bytes(w, q), have);
 		ssize_t n = q->ops->read(q, w->rbuf + have, w->rcap - have);
 		IOPF_STAT_INC(w->c.reads);
 		if (n == 0) {
 			IOPF_STAT_INC(w->c.empty_reads);
-			q->rem_len = have; /* still in q->rem */
-			return;
+			return; /* the carried bytes stay where they are */
 		}
 		if (n < 0) {
 			if (n == -EPIPE) {
@@ -220,6 +272,9 @@ static void serve_queue(struct iopf_worker *w, struct iopf_queue *q) {
 			}
 			return;
 		}
+		/* Journal the batch, then let go of the carried bytes it now holds. */
+		journal_read(w, q, have + (size_t)n);
+		drop_remainder(w, q);
 		enum iopf_queue_close why = process(w, q, have + (size_t)n, now_ns());
 		if (why != IOPF_QUEUE_OPEN) {
 			if (why == IOPF_QUEUE_HANGUP)
@@ -372,7 +427,8 @@ static void worker_fini(struct iopf_worker *w) {
 		close(w->evfd);
 	cds_wfcq_destroy(&w->cmd_head, &w->cmd_tail);
 	iopf_resolver_fini(&w->res);
-	free(w->rbuf);
+	if (!w->slot)
+		free(w->rbuf);
 	free(w->groups);
 	free(w->resp);
 }
@@ -387,8 +443,15 @@ static int worker_init(struct iopf_engine *e, struct iopf_worker *w, unsigned in
 
 	w->rcap = e->cfg.read_bytes - e->cfg.read_bytes % IOPF_RECORD_SIZE;
 	w->max_groups = w->rcap / IOPF_RECORD_SIZE;
-	/* Records hold a u64, so the buffer is at least 8-byte aligned. */
-	w->rbuf = aligned_alloc(64, (w->rcap + 63) & ~(size_t)63);
+	if (e->cfg.journal) {
+		/* Batches are read straight into the journal: no copy, and
+		 * they are there for the next daemon if this one dies. */
+		w->slot = iopf_journal_slot(e->cfg.journal, index);
+		w->rbuf = w->slot->data;
+	} else {
+		/* Records hold a u64, so the buffer is at least 8-byte aligned. */
+		w->rbuf = aligned_alloc(64, (w->rcap + 63) & ~(size_t)63);
+	}
 	w->groups = calloc(w->max_groups, sizeof(*w->groups));
 	w->resp = calloc(w->max_groups, sizeof(*w->resp));
 	if (!w->rbuf || !w->groups || !w->resp)
@@ -424,6 +487,12 @@ int iopf_engine_new(const struct iopf_engine_config *cfg, struct iopf_engine **o
 	/* A group must fit in one read, or the kernel refuses the read (EINVAL)
 	 * and a relay's group could never complete. */
 	if (e->cfg.read_bytes / IOPF_RECORD_SIZE < e->cfg.max_group_faults || e->cfg.workers > 1024) {
+		free(e);
+		return -EINVAL;
+	}
+	const struct iopf_journal *j = e->cfg.journal;
+	if (j && (j->h->workers < e->cfg.workers || j->h->slot_bytes < e->cfg.read_bytes ||
+	          j->h->carry_bytes < e->cfg.max_group_faults * IOPF_RECORD_SIZE)) {
 		free(e);
 		return -EINVAL;
 	}

@@ -88,6 +88,7 @@ int iopf_queue_new(uint32_t id, int fd, enum iopf_transport_kind kind, struct io
 		return r;
 	}
 	q->id = id;
+	q->carry = -1;
 	q->kind = kind;
 	q->ops = transports[kind];
 	*out = q;

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "iopfd/journal.h"
 #include "iopfd/queue.h"
 #include "iopfd/stats.h"
 
@@ -34,6 +35,10 @@ struct iopf_engine_config {
 	 * allocated: the control side still calls iopf_engine_remove_queue(). */
 	void (*on_queue_closed)(struct iopf_queue *q, enum iopf_queue_close why, void *userdata);
 	void *userdata;
+	/* Optional: read batches into this journal (one worker per journal
+	 * worker area; see journal.h) so that a restarted daemon can answer
+	 * what a crashed one had read. Its slots must hold read_bytes. */
+	struct iopf_journal *journal;
 };
 
 /* Starts the workers. */

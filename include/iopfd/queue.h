@@ -84,7 +84,8 @@ struct iopf_queue {
 	struct cds_list_head node; /* in the worker's list of queues */
 	uint32_t events;           /* epoll interest */
 	uint8_t *rem;              /* relay: start of a partial group, carried to the next read */
-	size_t rem_len, rem_cap;
+	size_t rem_len, rem_cap;   /* (in the worker's journal carry slot `carry` when it has one) */
+	int carry;                 /* journal carry slot holding the partial group, or -1 */
 	uint8_t *out;              /* relay: responses not yet sent */
 	size_t out_off, out_len, out_cap;
 	int closed;                /* enum iopf_queue_close, written by the worker */

@@ -47,6 +47,7 @@ struct iopf_counters {
 	uint64_t write_errors;    /* failed writes other than rejected responses */
 	uint64_t protocol_errors; /* relay peers dropped for breaking the protocol */
 	uint64_t hangups;         /* relay peers that went away */
+	uint64_t carry_overflows; /* partial groups held outside the journal (no free carry slot) */
 };
 
 void iopf_counters_merge(struct iopf_counters *into, const struct iopf_counters *from);

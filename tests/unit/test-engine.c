@@ -513,3 +513,64 @@ Test(engine, queues_removed_one_by_one_under_load) {
 	iopf_bindings_remove_space(iopf_engine_bindings(engine), s);
 	iopf_space_destroy(s);
 }
+
+/* With a journal, a partial group waits in a carry slot of the worker's
+ * journal (where a restarted daemon would find it), and the batch slot is
+ * empty once everything read is answered. */
+Test(engine, journal_holds_partial_groups_and_empties_after_answering) {
+	iopf_engine_free(engine);
+	size_t size = iopf_journal_size(1, 64 * 1024, 8, 512 * IOPF_RECORD_SIZE);
+	void *mem = aligned_alloc(64, size);
+	struct iopf_journal j;
+	cr_assert_eq(iopf_journal_format(mem, size, 1, 64 * 1024, 8, 512 * IOPF_RECORD_SIZE, &j), 0);
+	struct iopf_engine_config cfg = {.workers = 1, .on_queue_closed = on_closed, .journal = &j};
+	cr_assert_eq(iopf_engine_new(&cfg, &engine), 0);
+
+	struct iopf_space *s = none_space(1, IOPF_QUOTA_UNLIMITED, PG);
+	bind_dev(3, 0, IOPF_PASID_NONE, s);
+	int sv[2];
+	relay_pair(sv);
+	struct iopf_queue *q;
+	cr_assert_eq(iopf_queue_new(3, sv[0], IOPF_TRANSPORT_RELAY, &q), 0);
+	close(sv[0]);
+	cr_assert_eq(iopf_engine_add_queue(engine, q), 0);
+
+	iopf_record recs[] = {frec(LAST, 1, 1), frec(0, 2, 2), frec(LAST, 2, 3)};
+	/* One whole group and 60 bytes of the next, two-record one. */
+	cr_assert_eq(send(sv[1], recs, sizeof(iopf_record) + 60, 0), (ssize_t)(sizeof(iopf_record) + 60));
+	iopf_response r[2];
+	cr_assert_eq(read_responses(sv[1], r, 1), 1);
+	cr_assert_eq(r[0].cookie, 1);
+	struct iopf_jcarry *held = NULL;
+	for (int i = 0; i < 500 && !held; i++) {
+		for (uint32_t k = 0; k < 8; k++) {
+			struct iopf_jcarry *c = iopf_journal_carry(&j, 0, k);
+			if (__atomic_load_n(&c->queue_id, __ATOMIC_ACQUIRE) == 3)
+				held = c;
+		}
+		if (!held)
+			usleep(1000);
+	}
+	cr_assert_not_null(held, "the partial group is not in a carry slot");
+	cr_assert_eq(held->len, 60);
+	cr_assert_eq(memcmp(held->data, &recs[1], 60), 0);
+	cr_assert_eq(__atomic_load_n(&iopf_journal_slot(&j, 0)->state, __ATOMIC_ACQUIRE), IOPF_JSLOT_EMPTY);
+
+	cr_assert_eq(send(sv[1], (uint8_t *)&recs[1] + 60, 20, 0), 20);
+	cr_assert_eq(read_responses(sv[1], r, 1), 1);
+	cr_assert_eq(r[0].cookie, 2);
+	cr_assert_eq(r[0].code, IOMMUFD_PAGE_RESP_SUCCESS);
+	cr_assert_eq(__atomic_load_n(&held->queue_id, __ATOMIC_ACQUIRE), 0, "the carry is freed once read");
+
+	cr_assert_eq(iopf_engine_remove_queue(engine, q), 0);
+	iopf_queue_free(q);
+	close(sv[1]);
+	iopf_bindings_remove_space(iopf_engine_bindings(engine), s);
+	iopf_space_destroy(s);
+	iopf_engine_free(engine);
+	engine = NULL;
+	free(mem);
+	/* An engine again, for the suite's teardown. */
+	struct iopf_engine_config plain = {.workers = 2, .on_queue_closed = on_closed};
+	cr_assert_eq(iopf_engine_new(&plain, &engine), 0);
+}

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The journal: what the workers have read but not yet answered, in memory
+ * that outlives the daemon (a memfd kept in systemd's fd store).
+ *
+ * A worker reads each batch straight into its journal slot and marks the
+ * slot READ before resolving; once the batch's responses are written it marks
+ * it EMPTY. A relay's partial group, carried to the next read, sits in one of
+ * the worker's carry slots. So after a crash the next daemon finds, per
+ * worker, the batch it was answering and the partial groups it was holding:
+ * it re-resolves and answers the groups, restores the partial ones, and only
+ * then serves new faults.
+ *
+ * The window this cannot close: a crash after a batch's write() returned and
+ * before the slot is marked EMPTY makes the next daemon answer those groups
+ * again (the kernel refuses a cookie it no longer knows; a relay peer sees a
+ * duplicate). It is the width of a system call's return.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define IOPF_JOURNAL_MAGIC "iopfdjn1"
+
+enum iopf_jslot_state {
+	IOPF_JSLOT_EMPTY = 0,
+	IOPF_JSLOT_READ = 1, /* data[0..len) was read from queue_id and is not all answered */
+};
+
+struct iopf_jslot {
+	uint32_t state; /* enum iopf_jslot_state, stored with release */
+	uint32_t queue_id;
+	uint32_t len;
+	uint32_t _pad;
+	uint8_t data[]; /* slot_bytes; 64-byte aligned */
+};
+
+struct iopf_jcarry {
+	uint32_t queue_id; /* 0: free; stored with release after data and len */
+	uint32_t len;
+	uint8_t data[]; /* carry_bytes */
+};
+
+struct iopf_jheader {
+	char magic[8];
+	uint32_t workers;
+	uint32_t slot_bytes;  /* data bytes of a batch slot */
+	uint32_t carry_slots; /* per worker */
+	uint32_t carry_bytes; /* data bytes of a carry slot */
+	uint64_t size;        /* of the whole journal */
+};
+
+struct iopf_journal {
+	void *base;
+	size_t size;
+	const struct iopf_jheader *h;
+};
+
+/* Bytes a journal for this shape needs. */
+size_t iopf_journal_size(unsigned workers, uint32_t slot_bytes, uint32_t carry_slots, uint32_t carry_bytes);
+/* Lay out a fresh, empty journal in base[0..size). */
+int iopf_journal_format(void *base, size_t size, unsigned workers, uint32_t slot_bytes, uint32_t carry_slots,
+                        uint32_t carry_bytes, struct iopf_journal *out);
+/* Take an existing journal as it is (after a restart); -EBADMSG if it is not
+ * one or does not fit in size. */
+int iopf_journal_open(void *base, size_t size, struct iopf_journal *out);
+
+struct iopf_jslot *iopf_journal_slot(const struct iopf_journal *j, unsigned worker);
+struct iopf_jcarry *iopf_journal_carry(const struct iopf_journal *j, unsigned worker, uint32_t i);
