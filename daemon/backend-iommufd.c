@@ -116,6 +116,11 @@ static int iommufd_unmap(struct iopf_space *s, struct iopf_region *r, uint64_t o
 	return 0;
 }
 
+static int iommufd_fd(const struct iopf_space *s) {
+	const struct iommufd_backend *b = s->backend;
+	return b ? b->fd : -1;
+}
+
 static void iommufd_destroy(struct iopf_space *s) {
 	struct iommufd_backend *b = s->backend;
 	if (!b)
@@ -133,4 +138,7 @@ const struct iopf_backend_ops iopf_backend_iommufd = {
 	.map = iommufd_map,
 	.unmap = iommufd_unmap,
 	.destroy = iommufd_destroy,
+	.fd = iommufd_fd,
+	/* IOMMU_IOAS_UNMAP takes every area wholly inside the range. */
+	.unmap_any = iommufd_unmap,
 };

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -67,7 +68,7 @@ static int on_closed_event(sd_event_source *s, int fd, uint32_t revents, void *u
 			log_info("queue %u: peer hung up", qo->id);
 		else
 			log_warning("queue %u dropped: %s", qo->id, iopf_queue_close_str(note.why));
-		queue_obj_destroy(m, qo);
+		queue_obj_destroy(m, qo, OBJ_FORGET);
 	}
 	return 0;
 }
@@ -92,12 +93,14 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 void manager_drain(struct manager *m) {
 	m->shutting_down = true;
 	monitors_drop_link(m, NULL);
+	/* Everything read is answered and everything mapped unmapped;
+	 * persistent objects stay in the fd store for the next start. */
 	struct queue_obj *qo, *qt;
 	cds_list_for_each_entry_safe(qo, qt, &m->queues, node)
-		queue_obj_destroy(m, qo);
+		queue_obj_destroy(m, qo, qo->persistent ? OBJ_KEEP_STORED : OBJ_FORGET);
 	struct space_obj *so, *st;
 	cds_list_for_each_entry_safe(so, st, &m->spaces, node)
-		space_obj_destroy(m, so);
+		space_obj_destroy(m, so, so->persistent ? OBJ_KEEP_STORED : OBJ_FORGET);
 }
 
 static int on_term(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -115,6 +118,7 @@ int manager_new(const struct manager_config *cfg, struct manager **out) {
 		return -ENOMEM;
 	m->cfg = *cfg;
 	m->closed_efd = -1;
+	m->journal_fd = m->state_fd[0] = m->state_fd[1] = -1;
 	CDS_INIT_LIST_HEAD(&m->clients);
 	CDS_INIT_LIST_HEAD(&m->queues);
 	CDS_INIT_LIST_HEAD(&m->spaces);
@@ -147,10 +151,20 @@ int manager_startup(struct manager *m) {
 	if (r < 0)
 		return log_error_errno(r, "Failed to set up the watchdog: %m");
 
+	/* The listening socket first: sd_varlink_server_listen_auto() must see
+	 * $LISTEN_FDS before the fd store's fds are taken out of it. */
+	r = varlink_server_setup(m);
+	if (r < 0)
+		return r;
+	r = persist_prepare(m);
+	if (r < 0)
+		return r;
+
 	struct iopf_engine_config ec = {
 		.workers = m->cfg.workers,
 		.on_queue_closed = on_queue_closed,
 		.userdata = m,
+		.journal = &m->journal,
 	};
 	r = iopf_engine_new(&ec, &m->engine);
 	if (r < 0)
@@ -163,7 +177,9 @@ int manager_startup(struct manager *m) {
 	if (r < 0)
 		return log_error_errno(r, "Failed to watch the eventfd: %m");
 
-	r = varlink_server_setup(m);
+	/* Persistent objects back, journaled groups answered: only then READY
+	 * and new faults. */
+	r = persist_restore(m);
 	if (r < 0)
 		return r;
 
@@ -214,6 +230,13 @@ void manager_free(struct manager *m) {
 	sd_event_source_disable_unref(m->status_timer);
 	if (m->closed_efd >= 0)
 		close(m->closed_efd);
+	if (m->journal_map)
+		munmap(m->journal_map, m->journal_size);
+	for (int i = 0; i < 2; i++)
+		if (m->state_fd[i] >= 0)
+			close(m->state_fd[i]);
+	if (m->journal_fd >= 0)
+		close(m->journal_fd);
 	free(m->closed);
 	pthread_mutex_destroy(&m->closed_lock);
 	sd_event_unref(m->event);

@@ -107,7 +107,41 @@ static int check_memfd(int fd, uint64_t offset, uint64_t length) {
 	return 0;
 }
 
+static int add_region(struct iopf_space *s, const struct iopf_region_config *rc, uint64_t forced_id,
+                      uint64_t *out_id);
+
 int iopf_space_add_region(struct iopf_space *s, const struct iopf_region_config *rc, uint64_t *out_id) {
+	return add_region(s, rc, 0, out_id);
+}
+
+struct iopf_region *iopf_space_region(struct iopf_space *s, uint64_t region_id) {
+	struct iopf_region_set *set = s->regions;
+	for (size_t i = 0; set && i < set->n; i++)
+		if (set->r[i]->id == region_id)
+			return set->r[i];
+	return NULL;
+}
+
+int iopf_space_add_region_id(struct iopf_space *s, const struct iopf_region_config *rc, uint64_t id) {
+	if (id == 0)
+		return -EINVAL;
+	if (iopf_space_region(s, id))
+		return -EEXIST;
+	return add_region(s, rc, id, NULL);
+}
+
+void iopf_space_forget_mappings(struct iopf_space *s, uint64_t region_id) {
+	struct iopf_region *r = iopf_space_region(s, region_id);
+	if (r && s->ops->unmap_any)
+		s->ops->unmap_any(s, r, 0, r->length); /* nothing there is fine too */
+}
+
+int iopf_space_backend_fd(const struct iopf_space *s) {
+	return s->ops->fd ? s->ops->fd(s) : -1;
+}
+
+static int add_region(struct iopf_space *s, const struct iopf_region_config *rc, uint64_t forced_id,
+                      uint64_t *out_id) {
 	uint64_t mask = s->cfg.page_size - 1;
 	int r;
 
@@ -181,7 +215,13 @@ int iopf_space_add_region(struct iopf_space *s, const struct iopf_region_config 
 	for (size_t i = pos; i < n; i++)
 		set->r[i + 1] = old->r[i];
 
-	reg->id = ++s->next_region_id;
+	if (forced_id) {
+		reg->id = forced_id;
+		if (forced_id > s->next_region_id)
+			s->next_region_id = forced_id;
+	} else {
+		reg->id = ++s->next_region_id;
+	}
 	rcu_assign_pointer(s->regions, set);
 	if (old)
 		iopf_rcu_call(&old->rcu, set_free_rcu);

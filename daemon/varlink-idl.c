@@ -49,7 +49,9 @@ static SD_VARLINK_DEFINE_STRUCT_TYPE(
 	SD_VARLINK_FIELD_COMMENT("Groups answered INVALID."),
 	SD_VARLINK_DEFINE_FIELD(invalid, SD_VARLINK_INT, 0),
 	SD_VARLINK_FIELD_COMMENT("Bindings of devices on this queue."),
-	SD_VARLINK_DEFINE_FIELD(bindings, SD_VARLINK_INT, 0));
+	SD_VARLINK_DEFINE_FIELD(bindings, SD_VARLINK_INT, 0),
+	SD_VARLINK_FIELD_COMMENT("Whether it outlives its client's connection and daemon restarts."),
+	SD_VARLINK_DEFINE_FIELD(persistent, SD_VARLINK_BOOL, 0));
 
 static SD_VARLINK_DEFINE_STRUCT_TYPE(
 	Space,
@@ -78,7 +80,9 @@ static SD_VARLINK_DEFINE_STRUCT_TYPE(
 	SD_VARLINK_FIELD_COMMENT("Areas evicted to stay under the quota."),
 	SD_VARLINK_DEFINE_FIELD(evictions, SD_VARLINK_INT, 0),
 	SD_VARLINK_FIELD_COMMENT("Backend map calls that failed."),
-	SD_VARLINK_DEFINE_FIELD(mapErrors, SD_VARLINK_INT, 0));
+	SD_VARLINK_DEFINE_FIELD(mapErrors, SD_VARLINK_INT, 0),
+	SD_VARLINK_FIELD_COMMENT("Whether it outlives its client's connection and daemon restarts."),
+	SD_VARLINK_DEFINE_FIELD(persistent, SD_VARLINK_BOOL, 0));
 
 static SD_VARLINK_DEFINE_STRUCT_TYPE(
 	Binding,
@@ -136,7 +140,11 @@ static SD_VARLINK_DEFINE_STRUCT_TYPE(
 	SD_VARLINK_FIELD_COMMENT("The same, 99.9th percentile."),
 	SD_VARLINK_DEFINE_FIELD(p999us, SD_VARLINK_FLOAT, 0),
 	SD_VARLINK_FIELD_COMMENT("Control requests refused, by error name."),
-	SD_VARLINK_DEFINE_FIELD(requestErrors, SD_VARLINK_INT, SD_VARLINK_MAP));
+	SD_VARLINK_DEFINE_FIELD(requestErrors, SD_VARLINK_INT, SD_VARLINK_MAP),
+	SD_VARLINK_FIELD_COMMENT("Persistent objects this daemon took back from its predecessor."),
+	SD_VARLINK_DEFINE_FIELD(restoredObjects, SD_VARLINK_INT, 0),
+	SD_VARLINK_FIELD_COMMENT("Groups its predecessor read but had not answered, answered from the journal at start."),
+	SD_VARLINK_DEFINE_FIELD(recoveredGroups, SD_VARLINK_INT, 0));
 
 static SD_VARLINK_DEFINE_METHOD(
 	RegisterQueue,
@@ -144,8 +152,10 @@ static SD_VARLINK_DEFINE_METHOD(
 	SD_VARLINK_DEFINE_INPUT(fdIndex, SD_VARLINK_INT, 0),
 	SD_VARLINK_FIELD_COMMENT("The transport the fd must be; detected from the fd when absent."),
 	SD_VARLINK_DEFINE_INPUT_BY_TYPE(transport, Transport, SD_VARLINK_NULLABLE),
-	SD_VARLINK_FIELD_COMMENT("A name for listings."),
+	SD_VARLINK_FIELD_COMMENT("A name for listings, and to find a persistent queue again."),
 	SD_VARLINK_DEFINE_INPUT(name, SD_VARLINK_STRING, SD_VARLINK_NULLABLE),
+	SD_VARLINK_FIELD_COMMENT("Keep it when this connection closes and across daemon restarts, until unregistered or until the calling process exits."),
+	SD_VARLINK_DEFINE_INPUT(persistent, SD_VARLINK_BOOL, SD_VARLINK_NULLABLE),
 	SD_VARLINK_FIELD_COMMENT("The new queue's id."),
 	SD_VARLINK_DEFINE_OUTPUT(queue, SD_VARLINK_INT, 0),
 	SD_VARLINK_FIELD_COMMENT("The transport found."),
@@ -172,8 +182,10 @@ static SD_VARLINK_DEFINE_METHOD(
 	SD_VARLINK_DEFINE_INPUT(iommufdIndex, SD_VARLINK_INT, SD_VARLINK_NULLABLE),
 	SD_VARLINK_FIELD_COMMENT("iommufd backend: the IOAS to map into."),
 	SD_VARLINK_DEFINE_INPUT(ioasId, SD_VARLINK_INT, SD_VARLINK_NULLABLE),
-	SD_VARLINK_FIELD_COMMENT("A name for listings."),
+	SD_VARLINK_FIELD_COMMENT("A name for listings, and to find a persistent space again."),
 	SD_VARLINK_DEFINE_INPUT(name, SD_VARLINK_STRING, SD_VARLINK_NULLABLE),
+	SD_VARLINK_FIELD_COMMENT("Keep it (with its regions and its bindings to persistent queues) when this connection closes and across daemon restarts, until destroyed or until the calling process exits."),
+	SD_VARLINK_DEFINE_INPUT(persistent, SD_VARLINK_BOOL, SD_VARLINK_NULLABLE),
 	SD_VARLINK_FIELD_COMMENT("The new address space's id."),
 	SD_VARLINK_DEFINE_OUTPUT(space, SD_VARLINK_INT, 0));
 

@@ -39,6 +39,7 @@ struct register_args {
 	int64_t fd_index;
 	const char *transport;
 	const char *name;
+	int persistent;
 };
 
 int vl_method_register_queue(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
@@ -51,6 +52,7 @@ int vl_method_register_queue(sd_varlink *link, sd_json_variant *p, sd_varlink_me
 		{"fdIndex", SD_JSON_VARIANT_INTEGER, sd_json_dispatch_int64, offsetof(struct register_args, fd_index), SD_JSON_MANDATORY},
 		{"transport", SD_JSON_VARIANT_STRING, sd_json_dispatch_const_string, offsetof(struct register_args, transport), SD_JSON_NULLABLE},
 		{"name", SD_JSON_VARIANT_STRING, sd_json_dispatch_const_string, offsetof(struct register_args, name), SD_JSON_NULLABLE},
+		{"persistent", SD_JSON_VARIANT_BOOLEAN, sd_json_dispatch_stdbool, offsetof(struct register_args, persistent), SD_JSON_NULLABLE},
 		{},
 	};
 	int r = vl_dispatch(link, m, p, table, &a);
@@ -101,8 +103,10 @@ int vl_method_register_queue(sd_varlink *link, sd_json_variant *p, sd_varlink_me
 	close(fd);
 	if (r < 0)
 		return log_error_errno(r, "Failed to make a queue: %m");
+	struct obj_opts opts = {.owner = c, .uid = c->uid, .name = a.name, .persistent = a.persistent,
+	                        .pidfd = a.persistent ? vl_peer_pidfd(link) : -1};
 	struct queue_obj *qo;
-	r = queue_obj_add(m, c, q, a.name, &qo);
+	r = queue_obj_add(m, q, &opts, &qo);
 	if (r < 0) {
 		iopf_queue_free(q);
 		return log_error_errno(r, "Failed to start serving a queue: %m");
@@ -156,7 +160,7 @@ int vl_method_unregister_queue(sd_varlink *link, sd_json_variant *p, sd_varlink_
 	if (!qo)
 		return 0;
 	log_info("queue %u unregistered", qo->id);
-	queue_obj_destroy(c->m, qo);
+	queue_obj_destroy(c->m, qo, OBJ_FORGET);
 	return sd_varlink_reply(link, NULL);
 }
 
@@ -194,6 +198,8 @@ int vl_method_bind(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags
 		return vl_reply_error(link, c->m, VL_BINDING_EXISTS, NULL);
 	if (r < 0)
 		return r;
+	if (qo->persistent && so->persistent)
+		state_save(c->m);
 	return sd_varlink_reply(link, NULL);
 }
 
@@ -220,6 +226,8 @@ int vl_method_unbind(sd_varlink *link, sd_json_variant *p, sd_varlink_method_fla
 		return vl_reply_error(link, c->m, VL_NO_SUCH_BINDING, NULL);
 	if (r < 0)
 		return r;
+	if (qo->persistent)
+		state_save(c->m);
 	return sd_varlink_reply(link, NULL);
 }
 
@@ -247,7 +255,8 @@ int vl_method_list_queues(sd_varlink *link, sd_json_variant *p, sd_varlink_metho
 			SD_JSON_BUILD_PAIR_UNSIGNED("groups", IOPF_STAT_GET(qo->q->st.groups)),
 			SD_JSON_BUILD_PAIR_UNSIGNED("faults", IOPF_STAT_GET(qo->q->st.faults)),
 			SD_JSON_BUILD_PAIR_UNSIGNED("invalid", IOPF_STAT_GET(qo->q->st.invalid)),
-			SD_JSON_BUILD_PAIR_UNSIGNED("bindings", nb));
+			SD_JSON_BUILD_PAIR_UNSIGNED("bindings", nb),
+			SD_JSON_BUILD_PAIR_BOOLEAN("persistent", qo->persistent));
 		if (r < 0)
 			goto out;
 	}

@@ -4,6 +4,7 @@
  * worded and counted.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,16 @@ static int on_connect(sd_varlink_server *s, sd_varlink *link, void *userdata) {
 	m->n_clients++;
 	log_debug("client connected: uid %u pid %d", (unsigned)c->uid, (int)c->pid);
 	return 0;
+}
+
+int vl_peer_pidfd(sd_varlink *link) {
+	/* The link owns its pidfd: keep a copy of our own. */
+	int fd = sd_varlink_get_peer_pidfd(link);
+	if (fd < 0) {
+		log_debug("no pidfd for the peer: %s", strerror(-fd));
+		return -1;
+	}
+	return fcntl(fd, F_DUPFD_CLOEXEC, 3);
 }
 
 struct client *vl_client(sd_varlink *link) {

@@ -60,6 +60,7 @@ struct create_args {
 	int64_t iommufd_index;
 	int64_t ioas_id;
 	const char *name;
+	int persistent;
 };
 
 int vl_method_create_space(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
@@ -77,6 +78,7 @@ int vl_method_create_space(sd_varlink *link, sd_json_variant *p, sd_varlink_meth
 		{"iommufdIndex", _SD_JSON_VARIANT_TYPE_INVALID, dispatch_opt_i64, offsetof(struct create_args, iommufd_index), SD_JSON_NULLABLE},
 		{"ioasId", _SD_JSON_VARIANT_TYPE_INVALID, dispatch_opt_i64, offsetof(struct create_args, ioas_id), SD_JSON_NULLABLE},
 		{"name", SD_JSON_VARIANT_STRING, sd_json_dispatch_const_string, offsetof(struct create_args, name), SD_JSON_NULLABLE},
+		{"persistent", SD_JSON_VARIANT_BOOLEAN, sd_json_dispatch_stdbool, offsetof(struct create_args, persistent), SD_JSON_NULLABLE},
 		{},
 	};
 	int r = vl_dispatch(link, m, p, table, &a);
@@ -137,8 +139,10 @@ int vl_method_create_space(sd_varlink *link, sd_json_variant *p, sd_varlink_meth
 		return vl_reply_errorb(link, m, VL_BACKEND_FAILED,
 		                       SD_JSON_BUILD_OBJECT(SD_JSON_BUILD_PAIR_INTEGER("errno", -r),
 		                                            SD_JSON_BUILD_PAIR_STRING("message", strerror(-r))));
+	struct obj_opts opts = {.owner = c, .uid = c->uid, .name = a.name, .persistent = a.persistent,
+	                        .pidfd = a.persistent ? vl_peer_pidfd(link) : -1};
 	struct space_obj *so;
-	r = space_obj_add(m, c, s, a.name, &so);
+	r = space_obj_add(m, s, &opts, &so);
 	if (r < 0) {
 		iopf_space_destroy(s);
 		return r;
@@ -164,7 +168,7 @@ int vl_method_destroy_space(sd_varlink *link, sd_json_variant *p, sd_varlink_met
 	if (!so)
 		return 0;
 	log_info("space %lu destroyed", (unsigned long)so->id);
-	space_obj_destroy(c->m, so);
+	space_obj_destroy(c->m, so, OBJ_FORGET);
 	return sd_varlink_reply(link, NULL);
 }
 
@@ -246,6 +250,7 @@ int vl_method_add_region(sd_varlink *link, sd_json_variant *p, sd_varlink_method
 		                                            SD_JSON_BUILD_PAIR_STRING("message", strerror(-r))));
 	}
 	u->regions++;
+	space_obj_region_added(m, so, id);
 	return sd_varlink_replybo(link, SD_JSON_BUILD_PAIR_UNSIGNED("region", id));
 }
 
@@ -281,6 +286,7 @@ int vl_method_remove_region(sd_varlink *link, sd_json_variant *p, sd_varlink_met
 	struct uid_usage *u = uid_usage_get(c->m, so->uid);
 	if (u && u->regions)
 		u->regions--;
+	space_obj_region_removed(c->m, so, a.region);
 	return sd_varlink_reply(link, NULL);
 }
 
@@ -313,7 +319,8 @@ int vl_method_list_spaces(sd_varlink *link, sd_json_variant *p, sd_varlink_metho
 			SD_JSON_BUILD_PAIR_UNSIGNED("maps", st.maps),
 			SD_JSON_BUILD_PAIR_UNSIGNED("unmaps", st.unmaps),
 			SD_JSON_BUILD_PAIR_UNSIGNED("evictions", st.evictions),
-			SD_JSON_BUILD_PAIR_UNSIGNED("mapErrors", st.map_errors));
+			SD_JSON_BUILD_PAIR_UNSIGNED("mapErrors", st.map_errors),
+			SD_JSON_BUILD_PAIR_BOOLEAN("persistent", so->persistent));
 		if (r < 0)
 			goto out;
 	}

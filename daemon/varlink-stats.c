@@ -88,7 +88,9 @@ int stats_build(struct manager *m, sd_json_variant **ret) {
 			SD_JSON_BUILD_PAIR_REAL("p99us", (double)iopf_hist_quantile(&h, 0.99) / 1000.0),
 			SD_JSON_BUILD_PAIR_REAL("p999us", (double)iopf_hist_quantile(&h, 0.999) / 1000.0),
 			SD_JSON_BUILD_PAIR_CONDITION(!!errors, "requestErrors", SD_JSON_BUILD_VARIANT(errors)),
-			SD_JSON_BUILD_PAIR_CONDITION(!errors, "requestErrors", SD_JSON_BUILD_EMPTY_OBJECT));
+			SD_JSON_BUILD_PAIR_CONDITION(!errors, "requestErrors", SD_JSON_BUILD_EMPTY_OBJECT),
+			SD_JSON_BUILD_PAIR_UNSIGNED("restoredObjects", m->restored_objects),
+			SD_JSON_BUILD_PAIR_UNSIGNED("recoveredGroups", m->recovered_groups));
 	sd_json_variant_unref(invalid);
 	sd_json_variant_unref(errors);
 	return r;

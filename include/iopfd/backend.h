@@ -28,6 +28,11 @@ struct iopf_backend_ops {
 	int (*unmap)(struct iopf_space *s, struct iopf_region *r, uint64_t off, uint64_t len);
 	/* Free s->backend. */
 	void (*destroy)(struct iopf_space *s);
+	/* The fd the backend keeps (optional): what a restart needs back. */
+	int (*fd)(const struct iopf_space *s);
+	/* Unmap anything in [off, off+len) of the region, mapped by whoever
+	 * (optional; for mappings a crashed daemon left in a kept IOAS). */
+	int (*unmap_any)(struct iopf_space *s, struct iopf_region *r, uint64_t off, uint64_t len);
 };
 
 extern const struct iopf_backend_ops iopf_backend_none;

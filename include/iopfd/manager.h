@@ -25,6 +25,7 @@
 #include <urcu/list.h>
 
 #include "iopfd/engine.h"
+#include "iopfd/journal.h"
 #include "iopfd/space.h"
 
 #define IOPFD_SOCKET_DEFAULT "/run/iopfd/io.iopfd"
@@ -73,22 +74,48 @@ struct client {
 	struct cds_list_head node;
 };
 
+/* Persistent objects outlive their connection and daemon restarts (their
+ * fds and state in systemd's fd store) until destroyed or until the process
+ * that created them exits (watched through its pidfd). */
 struct queue_obj {
+	struct manager *m;
 	uint32_t id;
 	char *name;
 	struct iopf_queue *q;
-	struct client *owner;
+	struct client *owner; /* NULL once a persistent object's client is gone */
 	uid_t uid;
+	bool persistent;
+	int pidfd;            /* the creator's, for a persistent object; else -1 */
+	sd_event_source *pid_source;
 	struct cds_list_head node;
 };
 
 struct space_obj {
+	struct manager *m;
 	uint64_t id;
 	char *name;
 	struct iopf_space *s;
 	struct client *owner;
 	uid_t uid;
+	bool persistent;
+	int pidfd;
+	sd_event_source *pid_source;
 	struct cds_list_head node;
+};
+
+struct obj_opts {
+	struct client *owner; /* NULL when restored */
+	uid_t uid;
+	const char *name;
+	bool persistent;
+	int pidfd; /* taken; -1 for none */
+};
+
+/* How an object ends: gone for good, or only out of this process (SIGTERM
+ * of a daemon that will be started again: its fds stay in the store). */
+enum obj_end {
+	OBJ_FORGET,
+	OBJ_KEEP_STORED,
 };
 
 struct uid_usage {
@@ -134,6 +161,16 @@ struct manager {
 
 	sd_event_source *status_timer;
 	uint64_t status_last_groups, status_last_usec;
+
+	/* Restart without loss (persist.c). */
+	int state_fd[2]; /* two memfds written in turn: one is always whole */
+	unsigned state_next;
+	uint64_t state_gen;
+	int journal_fd;
+	void *journal_map;
+	size_t journal_size;
+	struct iopf_journal journal;
+	uint64_t restored_objects, recovered_groups;
 };
 
 /* manager.c */
@@ -152,13 +189,26 @@ struct uid_usage *uid_usage_get(struct manager *m, uid_t uid); /* NULL on ENOMEM
 struct queue_obj *queue_obj_find(struct manager *m, uint32_t id);
 struct space_obj *space_obj_find(struct manager *m, uint64_t id);
 struct space_obj *space_obj_by_space(struct manager *m, const struct iopf_space *s);
-int queue_obj_add(struct manager *m, struct client *owner, struct iopf_queue *q, const char *name,
-                  struct queue_obj **out);
-void queue_obj_destroy(struct manager *m, struct queue_obj *qo);
-int space_obj_add(struct manager *m, struct client *owner, struct iopf_space *s, const char *name,
-                  struct space_obj **out);
-void space_obj_destroy(struct manager *m, struct space_obj *so);
+int queue_obj_add(struct manager *m, struct iopf_queue *q, const struct obj_opts *o, struct queue_obj **out);
+void queue_obj_destroy(struct manager *m, struct queue_obj *qo, enum obj_end how);
+int space_obj_add(struct manager *m, struct iopf_space *s, const struct obj_opts *o, struct space_obj **out);
+void space_obj_destroy(struct manager *m, struct space_obj *so, enum obj_end how);
+/* A client left: its objects go, but persistent ones only lose their owner. */
 void client_destroy_objects(struct manager *m, struct client *c);
+/* A persistent space's region was added or removed: keep its memfd in the
+ * store (or drop it) and the state in step. */
+void space_obj_region_added(struct manager *m, struct space_obj *so, uint64_t region_id);
+void space_obj_region_removed(struct manager *m, struct space_obj *so, uint64_t region_id);
+
+/* persist.c */
+/* Before the engine starts: take back what the fd store kept, set up the
+ * journal, and keep what a restart needs to recover. */
+int persist_prepare(struct manager *m);
+/* After the engine started: restore persistent objects, answer every group
+ * the journal holds, then hand the queues to the workers. */
+int persist_restore(struct manager *m);
+/* Write the persistent objects' state (after any change to them). */
+void state_save(struct manager *m);
 
 /* varlink-server.c */
 int varlink_server_setup(struct manager *m);
@@ -166,6 +216,9 @@ int varlink_server_setup(struct manager *m);
  * handed directly (manager_add_connection), which skip the connect hook.
  * NULL only when out of memory or the peer cannot be identified. */
 struct client *vl_client(sd_varlink *link);
+/* A pidfd of the caller's process (ours to close), or -1 if the kernel or
+ * the connection cannot give one. */
+int vl_peer_pidfd(sd_varlink *link);
 /* Reply with a named io.iopfd error (counted); parameters may be NULL. */
 int vl_reply_error(sd_varlink *link, struct manager *m, enum vl_error e, sd_json_variant *parameters);
 int vl_reply_errorb(sd_varlink *link, struct manager *m, enum vl_error e, ...);

@@ -153,6 +153,15 @@ struct iopf_page_ref {
  */
 int iopf_space_new(uint64_t id, const struct iopf_space_config *cfg, struct iopf_space **out);
 int iopf_space_add_region(struct iopf_space *s, const struct iopf_region_config *rc, uint64_t *out_id);
+/* The same with the id given (restoring a region after a restart): -EEXIST
+ * if a region has that id. Later ids continue above it. */
+int iopf_space_add_region_id(struct iopf_space *s, const struct iopf_region_config *rc, uint64_t id);
+/* Unmap whatever the backend may still have mapped in a region without this
+ * daemon knowing (mappings a crashed daemon made into a kept IOAS). */
+void iopf_space_forget_mappings(struct iopf_space *s, uint64_t region_id);
+/* The fd the backend holds (the iommufd), or -1. */
+int iopf_space_backend_fd(const struct iopf_space *s);
+struct iopf_region *iopf_space_region(struct iopf_space *s, uint64_t region_id);
 /* Unpublishes the region, waits for a grace period (no worker holds its
  * pages then), unmaps everything pinned in it and frees it. */
 int iopf_space_remove_region(struct iopf_space *s, uint64_t region_id);
