@@ -24,6 +24,13 @@ enum emu_pattern {
 	EMU_SEQUENTIAL, /* each (device, PASID) walks its range in order */
 	EMU_RANDOM,     /* uniform over the range */
 	EMU_HOT,        /* 90% of groups in the first 10% of the range */
+	EMU_ZIPF,       /* page ranks drawn from a power law (exponent zipf_s),
+	                 * ranks scattered over the range */
+};
+
+enum emu_sizes {
+	EMU_SIZE_UNIFORM,   /* group_min .. group_max, uniform */
+	EMU_SIZE_GEOMETRIC, /* group_min + geometric, mean group_mean, clipped at group_max */
 };
 
 struct emu_config {
@@ -32,7 +39,7 @@ struct emu_config {
 	unsigned pasids;      /* PASIDs per device, 0 for requests without PASID */
 	uint32_t pasid_base;
 	unsigned outstanding; /* groups in flight per device */
-	unsigned group_min, group_max; /* faults per group, uniform */
+	unsigned group_min, group_max; /* faults per group (see sizes) */
 	uint64_t iova_base;   /* each (device, PASID) faults in [base, base + pages * 4096) */
 	uint64_t iova_pages;
 	enum emu_pattern pattern;
@@ -43,6 +50,17 @@ struct emu_config {
 	/* Optional: the code the test expects for a group, or -1 for any. */
 	int (*expect)(void *ud, const iopf_record *recs, unsigned n);
 	void *expect_ud;
+	/* Zero for all of these keeps the defaults: uniform sizes, closed loop. */
+	enum emu_sizes sizes;
+	double group_mean; /* EMU_SIZE_GEOMETRIC: mean faults per group */
+	double zipf_s;     /* EMU_ZIPF: the exponent; 0 means 0.99 */
+	/* Open loop: emit `rate` groups/s on a fixed schedule starting phase_ns
+	 * after the run starts, whatever the responses do (a group that finds
+	 * no free cookie waits for one). Latency is then measured from the
+	 * scheduled time, so a handler that falls behind is charged for the
+	 * wait. 0: closed loop, every free cookie is used at once. */
+	double rate;
+	uint64_t phase_ns;
 };
 
 struct emu_stats {
@@ -80,6 +98,9 @@ bool emu_queue_want_write(const struct emu_queue *q);
 /* Count what is still in flight as missing (call at the very end). */
 void emu_queue_finish(struct emu_queue *q);
 void emu_queue_stats(const struct emu_queue *q, struct emu_stats *out);
+/* Start the open-loop schedule at t0 (CLOCK_MONOTONIC ns); emu_run() does
+ * this. Without it the schedule starts at the first pump. */
+void emu_queue_start(struct emu_queue *q, uint64_t t0);
 /* Bytes of records actually sent so far. */
 uint64_t emu_queue_bytes_sent(const struct emu_queue *q);
 /* Groups still unanswered that lie wholly within the first `offset` bytes
@@ -92,6 +113,11 @@ const struct iopf_hist *emu_queue_latency(const struct emu_queue *q);
  * passes (then every queue is stopped and given `grace_ms` more to get its
  * answers). duration_ms > 0: emit for that long, then stop. Returns 0 or a
  * negative errno; per-queue results via emu_queue_stats().
+ *
+ * The cost per wake-up is proportional to the queues that have something to
+ * do, not to all of them: the emulator shares the machine with the handler
+ * it measures, and at thousands of queues an O(n) sweep per wake-up would
+ * measure the emulator instead.
  */
 int emu_run(struct emu_queue **qs, unsigned n, unsigned duration_ms, unsigned timeout_ms, unsigned grace_ms);
 /* The same, calling progress(ud, elapsed_ms) about every interval_ms. */
