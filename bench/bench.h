@@ -52,6 +52,11 @@ struct bench_result {
 	enum bench_mode mode;
 	bool ran;
 	double seconds;
+	/* CPU time over the run: the emulator's thread, and the rest of this
+	 * process (the handler: the engine's workers, or a baseline's threads;
+	 * not measured for a daemon in another process). A side near
+	 * `seconds` of CPU was saturated. */
+	double emu_cpu, handler_cpu;
 	uint64_t groups, faults, invalid, violations;
 	uint64_t syscalls; /* the handler's reads + writes + epoll_waits (0: not counted) */
 	struct iopf_hist lat;

@@ -147,12 +147,21 @@ void bench_load_new(const struct bench_cfg *c, struct iopf_bindings *b, struct b
 	}
 }
 
+static double cpu_seconds(clockid_t id) {
+	struct timespec ts;
+	clock_gettime(id, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 void bench_load_drive(const struct bench_cfg *c, struct bench_load *l, struct bench_result *res) {
+	double p0 = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID), e0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
 	uint64_t t0 = bench_now_ns();
 	int r = emu_run(l->emu, c->queues, c->duration_ms, c->duration_ms + 10000, 2000);
 	if (r < 0)
 		bench_die("emulator run", r);
 	res->seconds = (double)(bench_now_ns() - t0) / 1e9;
+	res->emu_cpu = cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - e0;
+	res->handler_cpu = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID) - p0 - res->emu_cpu;
 }
 
 void bench_load_collect(const struct bench_cfg *c, struct bench_load *l, struct bench_result *res) {
@@ -408,12 +417,14 @@ static void run_daemon(const struct bench_cfg *c, struct bench_result *res) {
 		close(memfd);
 
 	struct progress pr = {.c = c, .l = &l, .v = v};
+	double e0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
 	uint64_t t0 = bench_now_ns();
 	int r = emu_run_progress(l.emu, c->queues, c->duration_ms, c->duration_ms + 10000, 2000,
 	                         c->demo ? show_progress : NULL, &pr, 1000);
 	if (r < 0)
 		bench_die("emulator run", r);
 	res->seconds = (double)(bench_now_ns() - t0) / 1e9;
+	res->emu_cpu = cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - e0;
 	sd_json_variant *st1;
 	check(iopfc_statistics(v, &st1, &err), "GetStatistics", err);
 	bench_load_collect(c, &l, res);
@@ -515,7 +526,19 @@ struct machine {
 	char cpu[128];
 	long cores;
 	char kernel[3 * 65 + 3];
+	double load; /* 1-minute load average: how shared the machine was */
 };
+
+static double loadavg(void) {
+	double l = -1;
+	FILE *f = fopen("/proc/loadavg", "r");
+	if (f) {
+		if (fscanf(f, "%lf", &l) != 1)
+			l = -1;
+		fclose(f);
+	}
+	return l;
+}
 
 static void machine_get(struct machine *m) {
 	snprintf(m->cpu, sizeof(m->cpu), "unknown");
@@ -542,6 +565,7 @@ static void machine_get(struct machine *m) {
 		snprintf(m->kernel, sizeof(m->kernel), "%s %s %s", u.sysname, u.release, u.machine);
 	else
 		snprintf(m->kernel, sizeof(m->kernel), "unknown");
+	m->load = loadavg();
 }
 
 static void json_str(FILE *f, const char *s) {
@@ -572,6 +596,10 @@ static void json_machine(FILE *f, const struct machine *m) {
 	json_str(f, m->cpu);
 	fprintf(f, ",\"cores\":%ld,\"kernel\":", m->cores);
 	json_str(f, m->kernel);
+	fputs(",\"loadavg_start\":", f);
+	json_num(f, m->load);
+	fputs(",\"loadavg_end\":", f);
+	json_num(f, loadavg());
 	fputs("}", f);
 }
 
@@ -658,6 +686,17 @@ static void json_result(FILE *f, const struct bench_cfg *c, const struct bench_r
 	json_num(f, pct_us(r, 0.999));
 	fputs(",\"max_us\":", f);
 	json_num(f, us(r->lat.max));
+	/* Where the time went: microseconds of CPU per group on each side. */
+	fputs(",\"emulator_cpu_us_per_group\":", f);
+	json_num(f, r->groups ? round(r->emu_cpu * 1e6 / (double)r->groups * 1e4) / 1e4 : 0);
+	fputs(",\"emulator_busy\":", f);
+	json_num(f, r->seconds > 0 ? round(r->emu_cpu / r->seconds * 1e3) / 1e3 : 0);
+	if (r->mode != MODE_DAEMON) {
+		fputs(",\"handler_cpu_us_per_group\":", f);
+		json_num(f, r->groups ? round(r->handler_cpu * 1e6 / (double)r->groups * 1e4) / 1e4 : 0);
+		fputs(",\"handler_busy\":", f);
+		json_num(f, r->seconds > 0 ? round(r->handler_cpu / r->seconds * 1e3) / 1e3 : 0);
+	}
 	if (c->backend == IOPF_BACKEND_MLOCK && r->mode == MODE_IOPFD) {
 		fprintf(f, ",\"maps\":%lu,\"unmaps\":%lu,\"maps_per_s\":", (unsigned long)r->maps,
 		        (unsigned long)r->unmaps);
@@ -672,16 +711,16 @@ static void json_result(FILE *f, const struct bench_cfg *c, const struct bench_r
 }
 
 static void table_header(FILE *f) {
-	fprintf(f, "%-14s %-12s %-14s %12s %9s %9s %9s %9s %5s\n", "scenario", "mode", "load", "groups/s",
-	        "sys/group", "p50 us", "p99 us", "p99.9 us", "viol");
+	fprintf(f, "%-14s %-12s %-14s %12s %9s %9s %9s %9s %5s %9s %8s\n", "scenario", "mode", "load", "groups/s",
+	        "sys/group", "p50 us", "p99 us", "p99.9 us", "viol", "busy e/h", "h us/g");
 }
 
 static void table_row(FILE *f, const struct bench_cfg *c, const struct bench_result *r) {
 	char load[48];
 	if (r->mode == MODE_MLOCK_FLOOR) {
-		fprintf(f, "%-14s %-12s %-14s %12s %9s %9s %9s %9s %5s  %.0f mlock+munlock/s of %lu KiB\n",
-		        c->scenario ? c->scenario : "-", "mlock-floor", "-", "-", "-", "-", "-", "-", "0", maps_rate(r),
-		        (unsigned long)(r->window_bytes >> 10));
+		fprintf(f, "%-14s %-12s %-14s %12s %9s %9s %9s %9s %5s %9s %8s  %.0f mlock+munlock/s of %lu KiB\n",
+		        c->scenario ? c->scenario : "-", "mlock-floor", "-", "-", "-", "-", "-", "-", "0", "-", "-",
+		        maps_rate(r), (unsigned long)(r->window_bytes >> 10));
 		return;
 	}
 	struct bench_cfg s = r->mode == MODE_PINGPONG ? pingpong_cfg(c) : *c;
@@ -692,9 +731,17 @@ static void table_row(FILE *f, const struct bench_cfg *c, const struct bench_res
 		snprintf(sys, sizeof(sys), "%.4f", spg(r));
 	else
 		snprintf(sys, sizeof(sys), "-");
-	fprintf(f, "%-14s %-12s %-14s %12.0f %9s %9.1f %9.1f %9.1f %5lu", c->scenario ? c->scenario : "-",
+	/* CPU busy of the emulator / the handler (100: a whole core), and
+	 * the handler's CPU per group. */
+	char busy[24] = "-", hus[16] = "-";
+	if (r->seconds > 0)
+		snprintf(busy, sizeof(busy), r->mode == MODE_DAEMON ? "%.0f/-" : "%.0f/%.0f",
+		         100 * r->emu_cpu / r->seconds, 100 * r->handler_cpu / r->seconds);
+	if (r->groups && r->mode != MODE_DAEMON)
+		snprintf(hus, sizeof(hus), "%.3f", r->handler_cpu * 1e6 / (double)r->groups);
+	fprintf(f, "%-14s %-12s %-14s %12.0f %9s %9.1f %9.1f %9.1f %5lu %9s %8s", c->scenario ? c->scenario : "-",
 	        bench_mode_name[r->mode], load, rate_of(r), sys, pct_us(r, 0.5), pct_us(r, 0.99), pct_us(r, 0.999),
-	        (unsigned long)r->violations);
+	        (unsigned long)r->violations, busy, hus);
 	if (r->mode == MODE_IOPFD && c->backend == IOPF_BACKEND_MLOCK)
 		fprintf(f, "  %.0f maps/s", maps_rate(r));
 	if (r->invalid)
@@ -811,7 +858,8 @@ static int run_suite(const struct bench_cfg *defaults, bool quick, unsigned repe
 	unsigned d = quick ? 1000 : 2000;
 	struct machine mach;
 	machine_get(&mach);
-	fprintf(tab, "machine: %s, %ld cores, %s\n", mach.cpu, mach.cores, mach.kernel);
+	fprintf(tab, "machine: %s, %ld cores, %s, load average %.2f at the start\n", mach.cpu, mach.cores, mach.kernel,
+	        mach.load);
 	fprintf(tab,
 	        "suite: %s, %u ms per run, best of %u interleaved runs per mode (ratios are between runs of this one "
 	        "invocation)\n",
@@ -951,12 +999,17 @@ static int run_suite(const struct bench_cfg *defaults, bool quick, unsigned repe
 		 false, "x"},
 		{"scaling 4096x1: iopfd / do-nothing epoll handler (groups/s)", ratio(rate_of(sc_iopfd), rate_of(sc_echo)),
 		 0.8, true, false, "x"},
+		{"scaling 4096x1: do-nothing handler's CPU per group / iopfd's (efficiency)",
+		 ratio(sc_echo->handler_cpu / (double)(sc_echo->groups ? sc_echo->groups : 1),
+		       sc_iopfd->handler_cpu / (double)(sc_iopfd->groups ? sc_iopfd->groups : 1)),
+		 0, false, true, "x"},
 		{"memory per idle queue (resident bytes)", s.idle.rss_per_queue, 0, false, true, "bytes"},
 		{"violations in every run", (double)violations, 0, false, false, "violations"},
 	};
 	size_t n_tg = sizeof(tg) / sizeof(tg[0]), met = 0;
 
-	fprintf(tab, "\ntargets:\n");
+	fprintf(tab, "\nload average %.2f at the end (%ld cores: above that, other work shared them)\ntargets:\n",
+	        loadavg(), mach.cores);
 	for (size_t i = 0; i < n_tg; i++) {
 		bool ok = target_met(&tg[i]);
 		met += ok;
