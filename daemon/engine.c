@@ -23,6 +23,8 @@ enum cmd_type {
 	CMD_DRAIN,
 	CMD_STATS,
 	CMD_QUIT,
+	CMD_PING, /* asynchronous: the worker counts it and frees it */
+	CMD_HANG, /* fault injection: the worker stops for good */
 };
 
 struct iopf_cmd {
@@ -43,6 +45,8 @@ struct iopf_worker {
 	struct cds_wfcq_head cmd_head;
 	struct cds_wfcq_tail cmd_tail;
 	unsigned n_queues; /* read by the control side to balance */
+	uint64_t pings;    /* control side only */
+	uint64_t pongs;    /* written by the worker, read by the control side */
 	struct cds_list_head queues;
 	bool quit;
 
@@ -357,6 +361,14 @@ static void handle_commands(struct iopf_worker *w) {
 			w->quit = true;
 			cmd->result = 0;
 			break;
+		case CMD_PING:
+			__atomic_store_n(&w->pongs, w->pongs + 1, __ATOMIC_RELEASE);
+			free(cmd);
+			continue;
+		case CMD_HANG:
+			free(cmd);
+			for (;;)
+				pause();
 		}
 		sem_post(&cmd->done);
 	}
@@ -400,6 +412,17 @@ static void *worker_main(void *arg) {
 	}
 	iopf_rcu_unregister();
 	return NULL;
+}
+
+/* Queue a command without waiting for it (the worker frees it). */
+static void post_cmd(struct iopf_worker *w, struct iopf_cmd *cmd) {
+	cds_wfcq_node_init(&cmd->node);
+	IOPF_TSAN_PUBLISH(cmd);
+	cds_wfcq_enqueue(&w->cmd_head, &w->cmd_tail, &cmd->node);
+	uint64_t one = 1;
+	if (write(w->evfd, &one, sizeof(one)) < 0) {
+		/* Only an eventfd at its limit refuses, and then it is readable. */
+	}
 }
 
 static int send_cmd(struct iopf_worker *w, struct iopf_cmd *cmd) {
@@ -585,6 +608,35 @@ void iopf_engine_counters(struct iopf_engine *e, struct iopf_counters *out) {
 	memset(out, 0, sizeof(*out));
 	for (unsigned i = 0; i < e->n_workers; i++)
 		iopf_counters_merge(out, &e->w[i].c);
+}
+
+unsigned iopf_engine_ping(struct iopf_engine *e) {
+	unsigned stuck = 0;
+	for (unsigned i = 0; i < e->n_workers; i++) {
+		struct iopf_worker *w = &e->w[i];
+		if (__atomic_load_n(&w->pongs, __ATOMIC_ACQUIRE) < w->pings) {
+			stuck++; /* the previous ping is still unanswered */
+			continue;
+		}
+		struct iopf_cmd *cmd = calloc(1, sizeof(*cmd));
+		if (!cmd)
+			continue;
+		cmd->type = CMD_PING;
+		w->pings++;
+		post_cmd(w, cmd);
+	}
+	return stuck;
+}
+
+int iopf_engine_inject_hang(struct iopf_engine *e, unsigned index) {
+	if (index >= e->n_workers)
+		return -EINVAL;
+	struct iopf_cmd *cmd = calloc(1, sizeof(*cmd));
+	if (!cmd)
+		return -ENOMEM;
+	cmd->type = CMD_HANG;
+	post_cmd(&e->w[index], cmd);
+	return 0;
 }
 
 int iopf_engine_service_time(struct iopf_engine *e, struct iopf_hist *out) {

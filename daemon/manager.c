@@ -103,6 +103,26 @@ void manager_drain(struct manager *m) {
 		space_obj_destroy(m, so, so->persistent ? OBJ_KEEP_STORED : OBJ_FORGET);
 }
 
+/* Workers never take the control thread's locks, so a hung worker would go
+ * unseen by the event loop's own watchdog pings: ask them to answer, and
+ * fire the watchdog when one stays silent. */
+static int on_liveness_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+	struct manager *m = userdata;
+	unsigned stuck = iopf_engine_ping(m->engine);
+	if (stuck) {
+		log_error("%u worker(s) stopped answering: firing the watchdog", stuck);
+		sd_notify(0, "WATCHDOG=trigger");
+	}
+	int r = sd_event_source_set_time_relative(s, m->liveness_usec);
+	return r < 0 ? r : sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+static int on_hang_request(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+	struct manager *m = userdata;
+	log_warning("fault injection: worker 0 stops answering");
+	return iopf_engine_inject_hang(m->engine, 0);
+}
+
 static int on_term(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
 	struct manager *m = userdata;
 	log_info("received %s: answering everything in flight and stopping",
@@ -183,6 +203,20 @@ int manager_startup(struct manager *m) {
 	if (r < 0)
 		return r;
 
+	/* Twice per watchdog period at least, so a hung worker fires it well
+	 * before the period runs out on its own. */
+	uint64_t wd = 0;
+	m->liveness_usec = sd_watchdog_enabled(0, &wd) > 0 && wd ? wd / 3 : 5 * 1000000ull;
+	r = sd_event_add_time_relative(m->event, &m->liveness_timer, CLOCK_MONOTONIC, m->liveness_usec, 10000,
+	                               on_liveness_timer, m);
+	if (r < 0)
+		return log_error_errno(r, "Failed to add the liveness timer: %m");
+	if (getenv("IOPFD_TEST_HANG_ON_SIGUSR2")) {
+		r = sd_event_add_signal(m->event, NULL, SIGUSR2 | SD_EVENT_SIGNAL_PROCMASK, on_hang_request, m);
+		if (r < 0)
+			return log_error_errno(r, "Failed to watch SIGUSR2: %m");
+	}
+
 	m->status_last_usec = now_usec();
 	r = sd_event_add_time_relative(m->event, &m->status_timer, CLOCK_MONOTONIC, 5 * 1000000ull, 100000,
 	                               on_status_timer, m);
@@ -228,6 +262,7 @@ void manager_free(struct manager *m) {
 	iopf_engine_free(m->engine);
 	sd_event_source_disable_unref(m->closed_source);
 	sd_event_source_disable_unref(m->status_timer);
+	sd_event_source_disable_unref(m->liveness_timer);
 	if (m->closed_efd >= 0)
 		close(m->closed_efd);
 	if (m->journal_map)

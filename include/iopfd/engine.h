@@ -60,6 +60,13 @@ int iopf_engine_remove_queue(struct iopf_engine *e, struct iopf_queue *q);
 /* Every worker flushes what it has buffered for its queues. */
 int iopf_engine_drain(struct iopf_engine *e);
 
+/* Liveness: ask every worker to answer, without waiting. Returns how many
+ * have not answered the previous request: a worker that stays stuck over
+ * two calls is hung (the watchdog takes it from there). */
+unsigned iopf_engine_ping(struct iopf_engine *e);
+/* Fault injection for tests: worker `index` stops for good. */
+int iopf_engine_inject_hang(struct iopf_engine *e, unsigned index);
+
 /* Merged counters (read without stopping the workers). */
 void iopf_engine_counters(struct iopf_engine *e, struct iopf_counters *out);
 /* Merged per-group service time (read to response written), in ns; asks

@@ -161,6 +161,8 @@ struct manager {
 
 	sd_event_source *status_timer;
 	uint64_t status_last_groups, status_last_usec;
+	sd_event_source *liveness_timer;
+	uint64_t liveness_usec;
 
 	/* Restart without loss (persist.c). */
 	int state_fd[2]; /* two memfds written in turn: one is always whole */

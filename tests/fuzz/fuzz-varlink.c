@@ -123,6 +123,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 	for (int i = 0; i < 1000 && m->n_clients > 0; i++)
 		sd_event_run(m->event, 1000);
 	CHECK(m->n_clients == 0);
+	/* Only persistent objects outlive their client; end them too. */
+	struct queue_obj *qo, *qt;
+	cds_list_for_each_entry_safe(qo, qt, &m->queues, node) {
+		CHECK(qo->persistent && !qo->owner);
+		queue_obj_destroy(m, qo, OBJ_FORGET);
+	}
+	struct space_obj *so, *st;
+	cds_list_for_each_entry_safe(so, st, &m->spaces, node) {
+		CHECK(so->persistent && !so->owner);
+		space_obj_destroy(m, so, OBJ_FORGET);
+	}
 	CHECK(m->n_queues == 0 && m->n_spaces == 0);
 	for (int i = 0; i < n_keep; i++)
 		close(keep[i]);

@@ -13,7 +13,13 @@
  * 6.12 only a nested one ("nested", with a NEST_PARENT HWPT whose page table
  * MD_CHECK_MAP reads). The mode is found at run time.
  *
+ * With --systemd (systemd is PID 1 and runs iopfd.socket/iopfd.service),
+ * the scenarios are those of the service: socket activation, READY and
+ * STATUS, restart without loss after kill -9 and after the watchdog fired on
+ * a hung worker, and a clean stop followed by a start.
+ *
  * Usage: iopfd-vmtest IOPFD_BINARY [SCENARIO...]
+ *        iopfd-vmtest --systemd [SCENARIO...]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,10 +32,14 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
+#include "emu.h"
 #include "iopf_abi.h"
 #include "iommufd_test.h"
 #include "iopfd/client.h"
@@ -602,12 +612,278 @@ static void figures(void) {
 	       N, rate[1], rate[0], rate[0] / rate[1], rate[2], rate[2] / rate[1]);
 }
 
+/* --- under systemd ---------------------------------------------------------------------------- */
+
+#define SYSTEM_SOCKET "/run/iopfd/io.iopfd"
+
+/* The output of a shell command (first line), or "" */
+static const char *sh(const char *fmt, ...) {
+	static char out[512];
+	char cmd[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	out[0] = '\0';
+	FILE *f = popen(cmd, "r");
+	if (!f)
+		return out;
+	if (!fgets(out, sizeof(out), f))
+		out[0] = '\0';
+	pclose(f);
+	out[strcspn(out, "\n")] = '\0';
+	return out;
+}
+
+static unsigned long main_pid(void) {
+	return strtoul(sh("systemctl show -p MainPID --value iopfd.service"), NULL, 10);
+}
+
+static unsigned long restarts(void) {
+	return strtoul(sh("systemctl show -p NRestarts --value iopfd.service"), NULL, 10);
+}
+
+/* Wait for the service to run a main process other than `old` and answer. */
+static sd_varlink *await_service(unsigned long old) {
+	uint64_t deadline = now_ns() + 60ull * 1000000000;
+	for (;;) {
+		unsigned long pid = main_pid();
+		sd_varlink *v;
+		if (pid && pid != old && !strcmp(sh("systemctl is-active iopfd.service"), "active") &&
+		    iopfc_connect(SYSTEM_SOCKET, &v) == 0) {
+			sd_json_variant *st;
+			if (iopfc_statistics(v, &st, &err) == 0)
+				return v;
+			sd_varlink_unref(v);
+		}
+		CHECK(now_ns() < deadline, "iopfd.service did not come back (pid %lu)", pid);
+		usleep(50000);
+	}
+}
+
+static void socket_activation(void) {
+	CHECK(!strcmp(sh("systemctl is-active iopfd.socket"), "active"), "iopfd.socket is not listening");
+	CHECK(strcmp(sh("systemctl is-active iopfd.service"), "active") != 0, "iopfd.service runs before any client");
+	sd_varlink *v = NULL;
+	OK(iopfc_connect(SYSTEM_SOCKET, &v));
+	sd_json_variant *st = stats(v); /* the first call starts the service */
+	CHECK(iopfc_u64(st, "workers") > 0, "no workers");
+	/* Type=notify: active only once READY=1 came. */
+	CHECK(!strcmp(sh("systemctl is-active iopfd.service"), "active"), "not active after the first call");
+	const char *status = sh("systemctl show -p StatusText --value iopfd.service");
+	CHECK(strstr(status, "workers") || strstr(status, "queues"), "no STATUS= from iopfd: '%s'", status);
+	printf("# status: %s\n", status);
+	sd_varlink_unref(v);
+}
+
+/* A VMM's persistent setup: relay queues with emulated devices bound to one
+ * persistent space, and a kernel fault queue bound to an iommufd space. */
+struct service_load {
+	sd_varlink *v;
+	struct emu_queue *emu[4];
+	int device_end[4];
+	struct mockdev dev;
+	int fault_fd;
+	struct mem mem;
+	uint64_t kernel_pages;
+	pthread_t th;
+	unsigned duration_ms;
+};
+
+static void *run_devices(void *arg) {
+	struct service_load *l = arg;
+	emu_run(l->emu, 4, l->duration_ms, l->duration_ms + 60000, 60000);
+	return NULL;
+}
+
+static void service_load_start(struct service_load *l, unsigned duration_ms) {
+	l->v = NULL;
+	OK(iopfc_connect(SYSTEM_SOCKET, &l->v));
+	/* Relay side. */
+	sd_json_variant *p = NULL, *rep;
+	uint64_t relay_space, kernel_space;
+	OK(sd_json_buildo(&p, SD_JSON_BUILD_PAIR_STRING("backend", "none"), SD_JSON_BUILD_PAIR_UNSIGNED("quota", 1 << 30),
+	                  SD_JSON_BUILD_PAIR_STRING("name", "relay-space"), SD_JSON_BUILD_PAIR_BOOLEAN("persistent", true)) < 0);
+	struct mem relay_mem = memfd(1024 * PG, 0);
+	OK(iopfc_call(l->v, "io.iopfd.CreateSpace", p, NULL, 0, &rep, &err));
+	relay_space = iopfc_u64(rep, "space");
+	sd_json_variant_unref(p);
+	OK(iopfc_add_region(l->v, relay_space, 0x100000000ull, 1024 * PG, relay_mem.fd, 0, ACC_RW, NULL, &err));
+	mem_free(&relay_mem);
+	for (int i = 0; i < 4; i++) {
+		int sv[2];
+		CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair: %m");
+		p = NULL;
+		OK(sd_json_buildo(&p, SD_JSON_BUILD_PAIR_INTEGER("fdIndex", 0), SD_JSON_BUILD_PAIR_STRING("name", "relay"),
+		                  SD_JSON_BUILD_PAIR_BOOLEAN("persistent", true)) < 0);
+		OK(iopfc_call(l->v, "io.iopfd.RegisterQueue", p, &sv[0], 1, &rep, &err));
+		uint32_t q = (uint32_t)iopfc_u64(rep, "queue");
+		sd_json_variant_unref(p);
+		close(sv[0]);
+		OK(iopfc_bind(l->v, q, 100 + i, IOPFC_PASID_NONE, relay_space, &err));
+		struct emu_config ec = {
+			.devices = 1, .dev_id_base = 100 + i, .outstanding = 16, .group_min = 1, .group_max = 4,
+			.iova_base = 0x100000000ull, .iova_pages = 1024, .pattern = EMU_RANDOM, .perm = RD, .seed = i + 1,
+		};
+		CHECK(emu_queue_new(&ec, sv[1], &l->emu[i]) == 0, "emulator");
+	}
+	/* Kernel side. */
+	uint32_t ioas = ioas_alloc(), fault_id;
+	fault_alloc(&fault_id, &l->fault_fd);
+	l->dev = mock_device(ioas, fault_id);
+	l->kernel_pages = 0;
+	l->mem = memfd(8192 * PG, 0x42);
+	p = NULL;
+	OK(sd_json_buildo(&p, SD_JSON_BUILD_PAIR_STRING("backend", "iommufd"), SD_JSON_BUILD_PAIR_UNSIGNED("quota", 1 << 30),
+	                  SD_JSON_BUILD_PAIR_INTEGER("iommufdIndex", 0), SD_JSON_BUILD_PAIR_UNSIGNED("ioasId", ioas),
+	                  SD_JSON_BUILD_PAIR_STRING("name", "kernel-space"), SD_JSON_BUILD_PAIR_BOOLEAN("persistent", true)) < 0);
+	OK(iopfc_call(l->v, "io.iopfd.CreateSpace", p, &iommufd, 1, &rep, &err));
+	kernel_space = iopfc_u64(rep, "space");
+	sd_json_variant_unref(p);
+	OK(iopfc_add_region(l->v, kernel_space, MOCK_APERTURE_START, 8192 * PG, l->mem.fd, 0, ACC_RW, NULL, &err));
+	p = NULL;
+	OK(sd_json_buildo(&p, SD_JSON_BUILD_PAIR_INTEGER("fdIndex", 0), SD_JSON_BUILD_PAIR_STRING("name", "kernel"),
+	                  SD_JSON_BUILD_PAIR_BOOLEAN("persistent", true)) < 0);
+	OK(iopfc_call(l->v, "io.iopfd.RegisterQueue", p, &l->fault_fd, 1, &rep, &err));
+	uint32_t kq = (uint32_t)iopfc_u64(rep, "queue");
+	sd_json_variant_unref(p);
+	OK(iopfc_bind(l->v, kq, l->dev.idev, IOPFC_PASID_NONE, kernel_space, &err));
+	l->duration_ms = duration_ms;
+	pthread_create(&l->th, NULL, run_devices, l);
+}
+
+/* Kernel faults on fresh pages while the relay devices run. */
+static void kernel_faults(struct service_load *l, unsigned n) {
+	for (unsigned i = 0; i < n && l->kernel_pages < 8192; i++, l->kernel_pages++) {
+		trigger(&l->dev, 0, RD, MOCK_APERTURE_START + l->kernel_pages * PG);
+		usleep(200);
+	}
+}
+
+/* Nothing lost, nothing twice: every relay group answered exactly once,
+ * every kernel fault's page mapped to its memfd page. */
+static void service_load_check(struct service_load *l, const char *what) {
+	pthread_join(l->th, NULL);
+	uint64_t missing = 0, dup = 0, answered = 0;
+	for (int i = 0; i < 4; i++) {
+		struct emu_stats st;
+		emu_queue_finish(l->emu[i]);
+		emu_queue_stats(l->emu[i], &st);
+		missing += st.missing;
+		dup += st.duplicate + st.unknown_cookie;
+		answered += st.success + st.invalid;
+		emu_queue_free(l->emu[i]);
+	}
+	sd_varlink *v = await_service(0);
+	/* The kernel queue: served after the restart too. */
+	uint64_t unmapped = 0;
+	uint64_t deadline = now_ns() + 60ull * 1000000000;
+	for (uint64_t p = 0; p < l->kernel_pages; p++) {
+		while (check_map(&l->dev, MOCK_APERTURE_START + p * PG, PG, l->mem.va + p * PG) != 0 && now_ns() < deadline)
+			usleep(10000);
+		unmapped += check_map(&l->dev, MOCK_APERTURE_START + p * PG, PG, l->mem.va + p * PG) != 0;
+	}
+	sd_json_variant *st = stats(v);
+	printf("# %s: relay groups answered %lu, lost %lu, duplicate %lu; kernel faults %lu, unserved %lu; "
+	       "restored %lu objects, recovered %lu journaled groups; restarts %lu\n",
+	       what, (unsigned long)answered, (unsigned long)missing, (unsigned long)dup, (unsigned long)l->kernel_pages,
+	       (unsigned long)unmapped, (unsigned long)iopfc_u64(st, "restoredObjects"),
+	       (unsigned long)iopfc_u64(st, "recoveredGroups"), restarts());
+	CHECK(missing == 0, "%lu relay groups lost", (unsigned long)missing);
+	CHECK(dup == 0, "%lu duplicate or unknown responses", (unsigned long)dup);
+	CHECK(unmapped == 0, "%lu kernel faults never served", (unsigned long)unmapped);
+	CHECK(answered > 1000, "the load hardly ran (%lu groups)", (unsigned long)answered);
+	/* The persistent objects are all back. */
+	sd_json_variant *rep;
+	OK(iopfc_call(v, "io.iopfd.ListQueues", NULL, NULL, 0, &rep, &err));
+	CHECK(sd_json_variant_elements(sd_json_variant_by_key(rep, "queues")) == 5, "queues did not all come back");
+	/* Clean up for the next scenario: destroy what we made. */
+	sd_json_variant *qs = sd_json_variant_by_key(rep, "queues");
+	for (size_t i = 0; i < sd_json_variant_elements(qs); i++)
+		iopfc_unregister_queue(v, (uint32_t)iopfc_u64(sd_json_variant_by_index(qs, i), "id"), &err);
+	OK(iopfc_call(v, "io.iopfd.ListSpaces", NULL, NULL, 0, &rep, &err));
+	qs = sd_json_variant_by_key(rep, "spaces");
+	for (size_t i = 0; i < sd_json_variant_elements(qs); i++)
+		iopfc_destroy_space(v, iopfc_u64(sd_json_variant_by_index(qs, i), "id"), &err);
+	sd_varlink_unref(v);
+	if (l->v)
+		sd_varlink_unref(l->v);
+	mem_free(&l->mem);
+	close(l->fault_fd);
+}
+
+static void kill9_restart(void) {
+	struct service_load l = {0};
+	service_load_start(&l, 6000);
+	unsigned long before = restarts();
+	for (int k = 0; k < 3; k++) {
+		kernel_faults(&l, 300);
+		unsigned long pid = main_pid();
+		CHECK(pid > 0, "no main process");
+		kill((pid_t)pid, SIGKILL);
+		sd_varlink_unref(await_service(pid));
+	}
+	kernel_faults(&l, 300);
+	CHECK(restarts() >= before + 3, "systemd did not restart iopfd");
+	sd_varlink_unref(l.v); /* the old connection died with the first daemon */
+	l.v = NULL;
+	service_load_check(&l, "kill -9 x3");
+}
+
+static void watchdog_restart(void) {
+	struct service_load l = {0};
+	service_load_start(&l, 5000);
+	kernel_faults(&l, 300);
+	unsigned long pid = main_pid(), before = restarts();
+	/* Worker 0 stops answering (IOPFD_TEST_HANG_ON_SIGUSR2 in the test's
+	 * drop-in): the liveness pings go unanswered and iopfd fires its own
+	 * watchdog; systemd kills and restarts it. */
+	kill((pid_t)pid, SIGUSR2);
+	sd_varlink_unref(await_service(pid));
+	kernel_faults(&l, 300);
+	CHECK(restarts() > before, "the watchdog did not restart iopfd");
+	const char *result = sh("journalctl -u iopfd.service -o cat --no-pager | grep -c 'watchdog' || true");
+	printf("# watchdog mentions in the journal: %s\n", result);
+	sd_varlink_unref(l.v);
+	l.v = NULL;
+	service_load_check(&l, "watchdog");
+}
+
+static void stop_start(void) {
+	struct service_load l = {0};
+	service_load_start(&l, 4000);
+	kernel_faults(&l, 300);
+	unsigned long pid = main_pid();
+	CHECK(system("systemctl stop iopfd.service") == 0, "systemctl stop failed");
+	const char *status = sh("systemctl show -p ExecMainStatus --value iopfd.service");
+	CHECK(!strcmp(status, "0"), "iopfd exited with status %s on stop", status);
+	const char *result = sh("systemctl show -p Result --value iopfd.service");
+	CHECK(!strcmp(result, "success"), "stop result: %s", result);
+	/* Faults keep coming while it is stopped; the next start serves them. */
+	kernel_faults(&l, 100);
+	CHECK(system("systemctl start iopfd.service") == 0, "systemctl start failed");
+	sd_varlink_unref(await_service(pid));
+	kernel_faults(&l, 100);
+	sd_varlink_unref(l.v);
+	l.v = NULL;
+	service_load_check(&l, "stop, start");
+}
+
 /* --- driver -------------------------------------------------------------------------------- */
 
-static const struct {
+struct scenario {
 	const char *name;
 	void (*fn)(void);
-} scenarios[] = {
+};
+
+static const struct scenario systemd_scenarios[] = {
+	{"systemd_socket_activation", socket_activation},
+	{"systemd_kill9_restart_no_loss", kill9_restart},
+	{"systemd_watchdog_restart_no_loss", watchdog_restart},
+	{"systemd_stop_drains_then_start", stop_start},
+};
+
+static const struct scenario scenarios[] = {
 	{"paging_demand_map", paging_demand},
 	{"refusals_map_nothing", refusals},
 	{"quota_eviction_unmaps", quota_eviction},
@@ -625,28 +901,33 @@ int main(int argc, char **argv) {
 	iopfd_bin = argv[1];
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
+	const struct scenario *list = scenarios;
 	size_t n = sizeof(scenarios) / sizeof(scenarios[0]);
+	if (!strcmp(argv[1], "--systemd")) {
+		list = systemd_scenarios;
+		n = sizeof(systemd_scenarios) / sizeof(systemd_scenarios[0]);
+	}
 	int failed = 0, ran = 0;
 	printf("TAP version 13\n");
 	for (size_t i = 0; i < n; i++) {
 		bool wanted = argc == 2;
 		for (int a = 2; a < argc; a++)
-			wanted |= !strcmp(argv[a], scenarios[i].name);
+			wanted |= !strcmp(argv[a], list[i].name);
 		if (!wanted)
 			continue;
 		iommufd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
 		if (iommufd < 0) {
-			printf("not ok %d - %s # /dev/iommu: %s\n", ++ran, scenarios[i].name, strerror(errno));
+			printf("not ok %d - %s # /dev/iommu: %s\n", ++ran, list[i].name, strerror(errno));
 			failed++;
 			continue;
 		}
 		uint64_t t0 = now_ns();
 		if (setjmp(fail_jmp) == 0) {
-			scenarios[i].fn();
-			printf("ok %d - %s (%s, %.1f s)\n", ++ran, scenarios[i].name, nested ? "nested" : "paging",
+			list[i].fn();
+			printf("ok %d - %s (%s, %.1f s)\n", ++ran, list[i].name, nested ? "nested" : "paging",
 			       (double)(now_ns() - t0) / 1e9);
 		} else {
-			printf("not ok %d - %s # %s\n", ++ran, scenarios[i].name, fail_msg);
+			printf("not ok %d - %s # %s\n", ++ran, list[i].name, fail_msg);
 			failed++;
 			daemon_stop();
 		}

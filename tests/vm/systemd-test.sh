@@ -1,0 +1,27 @@
+#!/bin/sh
+# Run by systemd in the test VM (systemd.run= on the kernel command line):
+# install iopfd's units as runtime units, let systemd listen on the socket,
+# and run the service scenarios against it. The last line says how it went.
+#   systemd-test.sh BUILDDIR [SCENARIO...]
+B=$1
+shift
+SRC=$(dirname "$0")/../..
+U=/run/systemd/system
+mkdir -p "$U/iopfd.service.d"
+sed "s|@IOPFD@|$B/iopfd|" "$SRC/units/iopfd.service.in" >"$U/iopfd.service"
+cp "$SRC/units/iopfd.socket" "$U/"
+# Test settings: a short watchdog, and the hook that hangs a worker on
+# SIGUSR2 so that the watchdog has something to catch.
+cat >"$U/iopfd.service.d/test.conf" <<CONF
+[Service]
+WatchdogSec=4s
+Environment=IOPFD_TEST_HANG_ON_SIGUSR2=1
+CONF
+systemctl daemon-reload
+systemctl start iopfd.socket
+"$B/iopfd-vmtest" --systemd "$@"
+rc=$?
+echo "--- iopfd.service journal (last lines)"
+journalctl -u iopfd.service -o short-monotonic --no-pager | tail -n 30
+printf '\nVM-EXIT-STATUS=%s\n' "$rc"
+exit "$rc"
