@@ -3,19 +3,16 @@
  * The mlock backend: real pinning without an IOMMU, for relayed devices whose
  * memory is touched by a process on this host. Each region's memfd is mapped
  * into the daemon once (shared, so the pages are the client's pages); a
- * window is populated with MADV_POPULATE_{READ,WRITE} and mlock()ed, and
- * munlock()ed on eviction.
+ * window is mlock()ed, which faults every page of it in and keeps it there,
+ * and munlock()ed on eviction. (A MADV_POPULATE_* first did the faulting
+ * twice: measured 0.64 of the mlock floor's rate with it, 0.85-0.91
+ * without.)
  */
 #include <errno.h>
 #include <sys/mman.h>
 
 #include "iopfd/backend.h"
 #include "iopfd/space.h"
-
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ 22
-#define MADV_POPULATE_WRITE 23
-#endif
 
 static int mlock_init(struct iopf_space *s) {
 	return 0;
@@ -37,13 +34,9 @@ static void mlock_detach(struct iopf_space *s, struct iopf_region *r) {
 }
 
 static int mlock_map(struct iopf_space *s, struct iopf_region *r, uint64_t off, uint64_t len) {
-	char *p = (char *)r->backend_data + off;
-	/* Populate first so that mlock finds the pages present and a missing
-	 * page shows up as an error here rather than as SIGBUS later. */
-	int advice = (r->perm & IOPF_PERM_WRITE) ? MADV_POPULATE_WRITE : MADV_POPULATE_READ;
-	if (madvise(p, len, advice) < 0)
-		return -errno;
-	if (mlock(p, len) < 0)
+	/* The region lies within the sealed memfd (checked when it was added),
+	 * so every page exists; a failure to populate comes back as ENOMEM. */
+	if (mlock((char *)r->backend_data + off, len) < 0)
 		return -errno;
 	return 0;
 }

@@ -116,6 +116,7 @@ static int keep_remainder(struct iopf_worker *w, struct iopf_queue *q, const uin
 				continue;
 			memcpy(c->data, p, len);
 			c->len = (uint32_t)len;
+			c->kind = IOPF_JCARRY_RECORDS;
 			/* Owner last: a carry with an owner is whole. */
 			__atomic_store_n(&c->queue_id, q->id, __ATOMIC_RELEASE);
 			q->carry = (int)i;
@@ -137,6 +138,50 @@ static int keep_remainder(struct iopf_worker *w, struct iopf_queue *q, const uin
 	return 0;
 }
 
+/* Mirror a relay's unsent responses into a journal carry slot, so that a
+ * restarted daemon sends them; free the slot once nothing waits. */
+static void journal_backlog(struct iopf_worker *w, struct iopf_queue *q) {
+	const struct iopf_journal *j = w->e->cfg.journal;
+	if (!j)
+		return;
+	size_t len = q->out_len - q->out_off;
+	struct iopf_jcarry *c = q->out_carry >= 0 ? iopf_journal_carry(j, w->index, (uint32_t)q->out_carry) : NULL;
+	if (len == 0 || len > j->h->carry_bytes) {
+		if (len)
+			IOPF_STAT_INC(w->c.carry_overflows);
+		if (c)
+			__atomic_store_n(&c->queue_id, 0, __ATOMIC_RELEASE);
+		q->out_carry = -1;
+		return;
+	}
+	if (!c) {
+		for (uint32_t i = 0; i < j->h->carry_slots && !c; i++) {
+			struct iopf_jcarry *t = iopf_journal_carry(j, w->index, i);
+			if (__atomic_load_n(&t->queue_id, __ATOMIC_RELAXED) == 0) {
+				c = t;
+				q->out_carry = (int)i;
+			}
+		}
+		if (!c) {
+			IOPF_STAT_INC(w->c.carry_overflows);
+			return;
+		}
+	} else {
+		/* Rewritten in place: off while it changes. */
+		__atomic_store_n(&c->queue_id, 0, __ATOMIC_RELEASE);
+	}
+	memcpy(c->data, q->out + q->out_off, len);
+	c->len = (uint32_t)len;
+	c->kind = IOPF_JCARRY_RESPONSES;
+	__atomic_store_n(&c->queue_id, q->id, __ATOMIC_RELEASE);
+}
+
+/* The batch's responses are about to be written. */
+static void journal_answering(struct iopf_worker *w) {
+	if (w->slot)
+		__atomic_store_n(&w->slot->state, IOPF_JSLOT_ANSWERING, __ATOMIC_RELEASE);
+}
+
 /* The batch in the slot is read and not yet answered. */
 static void journal_read(struct iopf_worker *w, struct iopf_queue *q, size_t len) {
 	if (!w->slot)
@@ -155,6 +200,11 @@ static void journal_answered(struct iopf_worker *w) {
 static void detach_queue(struct iopf_worker *w, struct iopf_queue *q, enum iopf_queue_close why) {
 	epoll_ctl(w->epfd, EPOLL_CTL_DEL, q->fd, NULL);
 	drop_remainder(w, q);
+	if (q->out_carry >= 0) {
+		__atomic_store_n(&iopf_journal_carry(w->e->cfg.journal, w->index, (uint32_t)q->out_carry)->queue_id, 0,
+		                 __ATOMIC_RELEASE);
+		q->out_carry = -1;
+	}
 	cds_list_del(&q->node);
 	__atomic_store_n(&w->n_queues, w->n_queues - 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&q->closed, why, __ATOMIC_RELEASE);
@@ -195,6 +245,12 @@ static enum iopf_queue_close process(struct iopf_worker *w, struct iopf_queue *q
 		IOPF_STAT_INC(w->c.read_errors);
 	}
 
+	/* A trailing partial group goes to a carry slot first: from here on a
+	 * crash finds it either there or in the batch slot. */
+	if (why == IOPF_QUEUE_OPEN && q->ops->stream && b.consumed < len &&
+	    keep_remainder(w, q, w->rbuf + b.consumed, len - b.consumed) < 0)
+		why = IOPF_QUEUE_IO_ERROR;
+
 	iopf_rcu_read_lock();
 	iopf_resolver_begin(&w->res);
 	size_t n = 0;
@@ -222,7 +278,13 @@ static enum iopf_queue_close process(struct iopf_worker *w, struct iopf_queue *q
 		count_group(q, g, code);
 		w->resp[n++] = (iopf_response){.cookie = g->cookie, .code = code};
 	}
+	/* ANSWERING before the write: a kill during the write lets it finish
+	 * (see journal.h); whatever the peer did not take is journaled next. */
+	journal_answering(w);
 	int wr = n ? q->ops->respond(q, w->resp, n, &w->c) : 0;
+	if (q->out_len != q->out_off || q->out_carry >= 0)
+		journal_backlog(w, q);
+	journal_answered(w);
 	iopf_resolver_end(&w->res);
 	iopf_rcu_read_unlock();
 	if (n)
@@ -232,11 +294,6 @@ static enum iopf_queue_close process(struct iopf_worker *w, struct iopf_queue *q
 		why = IOPF_QUEUE_PROTOCOL;
 	if (wr < 0 && why == IOPF_QUEUE_OPEN)
 		why = wr == -EPIPE ? IOPF_QUEUE_HANGUP : IOPF_QUEUE_IO_ERROR;
-	if (why == IOPF_QUEUE_OPEN && q->ops->stream && b.consumed < len &&
-	    keep_remainder(w, q, w->rbuf + b.consumed, len - b.consumed) < 0)
-		why = IOPF_QUEUE_IO_ERROR;
-	/* Everything read is answered (or carried): the slot may go. */
-	journal_answered(w);
 	return why;
 }
 
@@ -247,6 +304,7 @@ static void serve_queue(struct iopf_worker *w, struct iopf_queue *q) {
 
 	if (q->out_len) {
 		int r = q->ops->flush(q, &w->c);
+		journal_backlog(w, q);
 		if (r == -EAGAIN)
 			return; /* still backed up; EPOLLOUT is on */
 		if (r < 0) {
@@ -300,12 +358,15 @@ static void serve_queue(struct iopf_worker *w, struct iopf_queue *q) {
 
 static void cmd_add(struct iopf_worker *w, struct iopf_cmd *cmd) {
 	struct iopf_queue *q = cmd->q;
-	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = q};
+	/* A queue may come with answers still to send (restored after a
+	 * restart): then it waits to be writable first. */
+	uint32_t events = q->out_len ? EPOLLOUT : EPOLLIN;
+	struct epoll_event ev = {.events = events, .data.ptr = q};
 	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, q->fd, &ev) < 0) {
 		cmd->result = -errno;
 		return;
 	}
-	q->events = EPOLLIN;
+	q->events = events;
 	q->worker = w;
 	cds_list_add_tail(&q->node, &w->queues);
 	__atomic_store_n(&w->n_queues, w->n_queues + 1, __ATOMIC_RELAXED);

@@ -164,6 +164,11 @@ int manager_startup(struct manager *m) {
 		r = sd_event_add_signal(m->event, NULL, SIGINT | SD_EVENT_SIGNAL_PROCMASK, on_term, m);
 	if (r < 0)
 		return log_error_errno(r, "Failed to watch SIGTERM/SIGINT: %m");
+	if (getenv("IOPFD_TEST_HANG_ON_SIGUSR2")) {
+		r = sd_event_add_signal(m->event, NULL, SIGUSR2 | SD_EVENT_SIGNAL_PROCMASK, on_hang_request, m);
+		if (r < 0)
+			return log_error_errno(r, "Failed to watch SIGUSR2: %m");
+	}
 	signal(SIGPIPE, SIG_IGN);
 	/* Pings the watchdog at half of WATCHDOG_USEC while the loop runs: a
 	 * control thread stuck (e.g. on a hung worker) stops the pings. */
@@ -211,11 +216,6 @@ int manager_startup(struct manager *m) {
 	                               on_liveness_timer, m);
 	if (r < 0)
 		return log_error_errno(r, "Failed to add the liveness timer: %m");
-	if (getenv("IOPFD_TEST_HANG_ON_SIGUSR2")) {
-		r = sd_event_add_signal(m->event, NULL, SIGUSR2 | SD_EVENT_SIGNAL_PROCMASK, on_hang_request, m);
-		if (r < 0)
-			return log_error_errno(r, "Failed to watch SIGUSR2: %m");
-	}
 
 	m->status_last_usec = now_usec();
 	r = sd_event_add_time_relative(m->event, &m->status_timer, CLOCK_MONOTONIC, 5 * 1000000ull, 100000,

@@ -29,9 +29,15 @@
 
 /* What the previous daemon's journal held, copied out before the journal is
  * formatted for this run. */
+enum pending_kind {
+	PENDING_BATCH,     /* a batch read and not answered: resolve and answer it */
+	PENDING_PARTIAL,   /* the start of a partial group: carry it to the next read */
+	PENDING_RESPONSES, /* answers a relay peer had not taken: send them */
+};
+
 struct pending {
 	uint32_t queue_id;
-	bool batch; /* a batch slot (else a carried partial group) */
+	enum pending_kind kind;
 	size_t len;
 	uint8_t *data;
 };
@@ -219,7 +225,7 @@ static void journal_copy_out(const struct iopf_journal *j) {
 			if (!p)
 				return;
 			pending = p;
-			pending[n_pending] = (struct pending){.queue_id = s->queue_id, .batch = true, .len = s->len};
+			pending[n_pending] = (struct pending){.queue_id = s->queue_id, .kind = PENDING_BATCH, .len = s->len};
 			pending[n_pending].data = aligned_alloc(64, (s->len + 63) & ~(size_t)63);
 			if (pending[n_pending].data)
 				memcpy(pending[n_pending++].data, s->data, s->len);
@@ -229,18 +235,19 @@ static void journal_copy_out(const struct iopf_journal *j) {
 			uint32_t qid = __atomic_load_n(&c->queue_id, __ATOMIC_ACQUIRE);
 			if (!qid || c->len > j->h->carry_bytes)
 				continue;
-			/* A batch of the same worker and queue already holds
-			 * these bytes at its start. */
+			enum pending_kind kind = c->kind == IOPF_JCARRY_RESPONSES ? PENDING_RESPONSES : PENDING_PARTIAL;
+			/* A batch of the same worker and queue already holds a
+			 * partial group's bytes (at its start or its end). */
 			bool in_batch = false;
 			for (size_t k = first; k < n_pending; k++)
-				in_batch |= pending[k].batch && pending[k].queue_id == qid;
-			if (in_batch)
+				in_batch |= pending[k].kind == PENDING_BATCH && pending[k].queue_id == qid;
+			if (in_batch && kind == PENDING_PARTIAL)
 				continue;
 			struct pending *p = realloc(pending, (n_pending + 1) * sizeof(*p));
 			if (!p)
 				return;
 			pending = p;
-			pending[n_pending] = (struct pending){.queue_id = qid, .batch = false, .len = c->len};
+			pending[n_pending] = (struct pending){.queue_id = qid, .kind = kind, .len = c->len};
 			pending[n_pending].data = malloc(c->len ? c->len : 1);
 			if (pending[n_pending].data)
 				memcpy(pending[n_pending++].data, c->data, c->len);
@@ -465,28 +472,36 @@ int persist_restore(struct manager *m) {
 	}
 
 	/* Every group the previous daemon read and did not answer, before any
-	 * new fault is served. */
+	 * new fault is served: first the answers it had made but not sent,
+	 * then the batches it had not answered. */
 	if (n_pending) {
 		struct iopf_counters c = {0};
 		struct iopf_resolver res;
 		if (iopf_resolver_init(&res, iopf_engine_bindings(m->engine), JOURNAL_SLOT_BYTES / IOPF_RECORD_SIZE, &c) == 0) {
-			for (size_t i = 0; i < n_pending; i++) {
-				struct iopf_queue *q = NULL;
-				for (size_t k = 0; k < n_restored; k++)
-					if (restored[k]->id == pending[i].queue_id)
-						q = restored[k];
-				if (!q) {
-					log_warning("journal: groups of queue %u, which did not come back, are lost",
-					            pending[i].queue_id);
-					continue;
+			for (int pass = 0; pass < 2; pass++)
+				for (size_t i = 0; i < n_pending; i++) {
+					struct pending *p = &pending[i];
+					if ((pass == 0) != (p->kind == PENDING_RESPONSES))
+						continue;
+					struct iopf_queue *q = NULL;
+					for (size_t k = 0; k < n_restored; k++)
+						if (restored[k]->id == p->queue_id)
+							q = restored[k];
+					if (!q) {
+						log_warning("journal: groups of queue %u, which did not come back, are lost",
+						            p->queue_id);
+						continue;
+					}
+					if (p->kind == PENDING_RESPONSES) {
+						q->ops->respond(q, (const iopf_response *)p->data, p->len / sizeof(iopf_response), &c);
+						m->recovered_groups += p->len / sizeof(iopf_response);
+					} else if (p->kind == PENDING_BATCH) {
+						recover_batch(m, q, p, &res, &c);
+					} else if ((q->rem = malloc(p->len))) {
+						memcpy(q->rem, p->data, p->len);
+						q->rem_len = q->rem_cap = p->len;
+					}
 				}
-				if (pending[i].batch) {
-					recover_batch(m, q, &pending[i], &res, &c);
-				} else if ((q->rem = malloc(pending[i].len))) {
-					memcpy(q->rem, pending[i].data, pending[i].len);
-					q->rem_len = q->rem_cap = pending[i].len;
-				}
-			}
 			iopf_resolver_fini(&res);
 		}
 		log_info("journal: %lu groups read by the previous daemon answered", (unsigned long)m->recovered_groups);

@@ -89,6 +89,7 @@ int iopf_queue_new(uint32_t id, int fd, enum iopf_transport_kind kind, struct io
 	}
 	q->id = id;
 	q->carry = -1;
+	q->out_carry = -1;
 	q->kind = kind;
 	q->ops = transports[kind];
 	*out = q;

@@ -11,21 +11,31 @@
  * it re-resolves and answers the groups, restores the partial ones, and only
  * then serves new faults.
  *
- * The window this cannot close: a crash after a batch's write() returned and
- * before the slot is marked EMPTY makes the next daemon answer those groups
- * again (the kernel refuses a cookie it no longer knows; a relay peer sees a
- * duplicate). It is the width of a system call's return.
+ * Before the batch's responses are written the slot turns ANSWERING: a
+ * SIGKILL that lands while the write is in the kernel lets the write finish
+ * and kills the thread on its way back, so a restarted daemon takes an
+ * ANSWERING slot as answered. Responses a slow relay peer has not taken yet
+ * wait in a carry slot of kind RESPONSES and are sent again after a
+ * restart. What this cannot close: a crash between marking ANSWERING and
+ * entering write() (an interrupt's width) loses the batch's answers; a crash
+ * while a backlog is being flushed may send part of it twice.
  */
 #pragma once
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define IOPF_JOURNAL_MAGIC "iopfdjn1"
+#define IOPF_JOURNAL_MAGIC "iopfdjn2"
 
 enum iopf_jslot_state {
 	IOPF_JSLOT_EMPTY = 0,
-	IOPF_JSLOT_READ = 1, /* data[0..len) was read from queue_id and is not all answered */
+	IOPF_JSLOT_READ = 1,      /* data[0..len) was read from queue_id and is not answered */
+	IOPF_JSLOT_ANSWERING = 2, /* its responses are being written: answered for a restart */
+};
+
+enum iopf_jcarry_kind {
+	IOPF_JCARRY_RECORDS = 0,   /* the start of a partial group */
+	IOPF_JCARRY_RESPONSES = 1, /* responses a relay peer has not taken yet */
 };
 
 struct iopf_jslot {
@@ -39,6 +49,8 @@ struct iopf_jslot {
 struct iopf_jcarry {
 	uint32_t queue_id; /* 0: free; stored with release after data and len */
 	uint32_t len;
+	uint32_t kind;     /* enum iopf_jcarry_kind */
+	uint32_t _pad;
 	uint8_t data[]; /* carry_bytes */
 };
 

@@ -86,6 +86,7 @@ struct iopf_queue {
 	uint8_t *rem;              /* relay: start of a partial group, carried to the next read */
 	size_t rem_len, rem_cap;   /* (in the worker's journal carry slot `carry` when it has one) */
 	int carry;                 /* journal carry slot holding the partial group, or -1 */
+	int out_carry;             /* journal carry slot mirroring the unsent responses, or -1 */
 	uint8_t *out;              /* relay: responses not yet sent */
 	size_t out_off, out_len, out_cap;
 	int closed;                /* enum iopf_queue_close, written by the worker */
