@@ -451,8 +451,20 @@ int iopf_space_new(uint64_t id, const struct iopf_space_config *cfg, struct iopf
 	return 0;
 }
 
-/* Unmap every area of one region (or of all regions when r is NULL). */
-static uint64_t unmap_areas_of(struct iopf_space *s, struct iopf_region *r) {
+/* Take an area off the books without unmapping it (under the AS lock). */
+static void area_forget(struct iopf_space *s, struct iopf_area *a) {
+	a->region->pinned_pages -= a->n;
+	__atomic_store_n(&s->st.pinned_bytes, s->st.pinned_bytes - (a->n << s->page_shift), __ATOMIC_RELAXED);
+}
+
+/*
+ * Unmap every area of one region (or of all regions when r is NULL). With
+ * `going`, the regions are about to be freed: an area that cannot be
+ * unmapped (counted in unmap_errors) is forgotten rather than kept, since
+ * the clock must never meet a freed region and nothing could retry it;
+ * detach_region() then releases what the backend still holds.
+ */
+static uint64_t unmap_areas_of(struct iopf_space *s, struct iopf_region *r, bool going) {
 	uint64_t released = 0;
 	pthread_mutex_lock(&s->lock);
 	size_t n = s->ring_len;
@@ -463,7 +475,10 @@ static uint64_t unmap_areas_of(struct iopf_space *s, struct iopf_region *r) {
 			continue;
 		}
 		if (!area_mark_evicting(&a) || area_unmap(s, &a) < 0) {
-			ring_push(s, a);
+			if (going)
+				area_forget(s, &a);
+			else
+				ring_push(s, a);
 			continue;
 		}
 		released += a.n << s->page_shift;
@@ -473,7 +488,7 @@ static uint64_t unmap_areas_of(struct iopf_space *s, struct iopf_region *r) {
 }
 
 uint64_t iopf_space_evict_all(struct iopf_space *s) {
-	return unmap_areas_of(s, NULL);
+	return unmap_areas_of(s, NULL, false);
 }
 
 int iopf_space_remove_region(struct iopf_space *s, uint64_t region_id) {
@@ -499,7 +514,7 @@ int iopf_space_remove_region(struct iopf_space *s, uint64_t region_id) {
 	/* After this no worker can reach the region or still hold its pages:
 	 * holds are released inside the read-side section that took them. */
 	iopf_rcu_synchronize();
-	unmap_areas_of(s, reg);
+	unmap_areas_of(s, reg, true);
 	s->ops->detach_region(s, reg);
 	region_free(reg);
 	free(old);
@@ -510,7 +525,7 @@ void iopf_space_destroy(struct iopf_space *s) {
 	if (!s)
 		return;
 	iopf_rcu_synchronize();
-	unmap_areas_of(s, NULL);
+	unmap_areas_of(s, NULL, true);
 	struct iopf_region_set *set = s->regions;
 	for (size_t i = 0; set && i < set->n; i++) {
 		s->ops->detach_region(s, set->r[i]);
