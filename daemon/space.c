@@ -383,6 +383,11 @@ static int fault_slow(struct iopf_space *s, struct iopf_region *r, uint64_t p, u
 	ret = s->ops->map(s, r, first << s->page_shift, bytes);
 	if (ret < 0) {
 		s->st.map_errors++;
+		/* Callers tell refusals apart by errno: a backend failure must
+		 * not read as no region, no permission or no quota (iommufd
+		 * says ENOENT for an IOAS the client destroyed). */
+		if (ret == -ENOENT || ret == -EACCES || ret == -EDQUOT || ret == -EBUSY)
+			ret = -EIO;
 		goto out;
 	}
 	for (uint64_t i = first; i < end; i++)

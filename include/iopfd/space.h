@@ -179,7 +179,8 @@ size_t iopf_space_region_count(struct iopf_space *s);
  * takes a hold on it (released with iopf_page_release() once the group's
  * response has been written). length_hint is the record's length field.
  * Returns 0, -ENOENT (no region), -EACCES (permission), -EDQUOT (over quota
- * with nothing evictable), or the backend's error.
+ * with nothing evictable), -EBUSY (the page's hold count is saturated), or
+ * the backend's error (-EIO where the backend's own errno is one of those).
  */
 int iopf_space_fault(struct iopf_space *s, uint64_t iova, uint32_t perm, uint32_t length_hint,
                      struct iopf_page_ref *held);
