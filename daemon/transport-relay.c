@@ -78,14 +78,23 @@ static int relay_flush(struct iopf_queue *q, struct iopf_counters *c) {
 	return r;
 }
 
+/* Keep what the peer cannot take yet. Responses that can be neither sent
+ * nor kept end the queue: count them as a failed write. */
+static int backlog(struct iopf_queue *q, const void *p, size_t len, struct iopf_counters *c) {
+	int r = out_append(q, p, len);
+	if (r < 0)
+		IOPF_STAT_INC(c->write_errors);
+	return r;
+}
+
 static int relay_respond(struct iopf_queue *q, const iopf_response *r, size_t n, struct iopf_counters *c) {
 	size_t len = n * sizeof(*r);
 	if (q->out_off != q->out_len) /* keep the order: behind what is waiting */
-		return out_append(q, r, len);
+		return backlog(q, r, len, c);
 	size_t sent;
 	int ret = send_some(q, r, len, &sent, c);
 	if (ret == -EAGAIN)
-		return out_append(q, (const uint8_t *)r + sent, len - sent);
+		return backlog(q, (const uint8_t *)r + sent, len - sent, c);
 	return ret;
 }
 
