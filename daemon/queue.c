@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "iopfd/queue.h"
@@ -53,6 +54,17 @@ int iopf_queue_fd_kind(int fd) {
 			return -errno;
 		if (v != SOCK_STREAM)
 			return -EPROTOTYPE;
+		/* A relay is one end of a connection: a listening socket, or
+		 * one never connected, could only ever fail to read. */
+		l = sizeof(v);
+		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &l) < 0)
+			return -errno;
+		if (v)
+			return -ENOTCONN;
+		struct sockaddr_un peer;
+		socklen_t pl = sizeof(peer);
+		if (getpeername(fd, (struct sockaddr *)&peer, &pl) < 0)
+			return -errno;
 		return IOPF_TRANSPORT_RELAY;
 	}
 	/* A fault queue is an anonymous inode; its name is the only mark it

@@ -96,8 +96,9 @@ struct iopf_queue {
 /*
  * Check what fd is: an iommufd fault queue or a connected AF_UNIX stream
  * socket. Returns the transport kind, -EBADF (not open), -ENOTSOCK /
- * -EPROTOTYPE / -EAFNOSUPPORT (a socket of the wrong kind) or -EBADFD
- * (anything else: a regular file, a pipe, another device).
+ * -EPROTOTYPE / -EAFNOSUPPORT (a socket of the wrong kind), -ENOTCONN (an
+ * AF_UNIX stream socket that is listening or was never connected) or
+ * -EBADFD (anything else: a regular file, a pipe, another device).
  */
 int iopf_queue_fd_kind(int fd);
 
