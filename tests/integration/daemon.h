@@ -4,6 +4,7 @@
 
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 #include "../common.h"
@@ -23,6 +24,8 @@ static inline void daemon_start(struct daemon *d, const char *const *extra) {
 	d->pid = fork();
 	cr_assert(d->pid >= 0);
 	if (d->pid == 0) {
+		/* A test that crashes takes its daemon with it. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		const char *argv[32] = {bin, "--socket", d->socket, "--workers", "2"};
 		int n = 5;
 		for (int i = 0; extra && extra[i] && n < 30; i++)
