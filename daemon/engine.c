@@ -182,18 +182,31 @@ static void journal_answering(struct iopf_worker *w) {
 		__atomic_store_n(&w->slot->state, IOPF_JSLOT_ANSWERING, __ATOMIC_RELEASE);
 }
 
-/* The batch in the slot is read and not yet answered. */
-static void journal_read(struct iopf_worker *w, struct iopf_queue *q, size_t len) {
+/* A read into the slot after its first `have` bytes is about to start. */
+static void journal_reading(struct iopf_worker *w, struct iopf_queue *q, size_t have) {
 	if (!w->slot)
 		return;
 	w->slot->queue_id = q->id;
+	w->slot->len = (uint32_t)have;
+	w->slot->stream = q->ops->stream;
+	__atomic_store_n(&w->slot->state, IOPF_JSLOT_READING, __ATOMIC_RELEASE);
+}
+
+/* The batch in the slot is read and not yet answered. */
+static void journal_read(struct iopf_worker *w, size_t len) {
+	if (!w->slot)
+		return;
 	w->slot->len = (uint32_t)len;
 	__atomic_store_n(&w->slot->state, IOPF_JSLOT_READ, __ATOMIC_RELEASE);
 }
 
-static void journal_answered(struct iopf_worker *w) {
-	if (w->slot)
-		__atomic_store_n(&w->slot->state, IOPF_JSLOT_EMPTY, __ATOMIC_RELEASE);
+/* Done with the slot's first len bytes: empty, and poison again for the
+ * next read (see journal.h). */
+static void journal_answered(struct iopf_worker *w, size_t len) {
+	if (!w->slot)
+		return;
+	__atomic_store_n(&w->slot->state, IOPF_JSLOT_EMPTY, __ATOMIC_RELEASE);
+	memset(w->slot->data, IOPF_JOURNAL_POISON, len);
 }
 
 /* Let go of a queue: out of epoll and out of this worker's list. */
@@ -284,7 +297,7 @@ static enum iopf_queue_close process(struct iopf_worker *w, struct iopf_queue *q
 	int wr = n ? q->ops->respond(q, w->resp, n, &w->c) : 0;
 	if (q->out_len != q->out_off || q->out_carry >= 0)
 		journal_backlog(w, q);
-	journal_answered(w);
+	journal_answered(w, len);
 	iopf_resolver_end(&w->res);
 	iopf_rcu_read_unlock();
 	if (n)
@@ -318,11 +331,14 @@ static void serve_queue(struct iopf_worker *w, struct iopf_queue *q) {
 		size_t have = q->rem_len;
 		if (have)
 			memcpy(w->rbuf, carried_bytes(w, q), have);
+		journal_reading(w, q, have);
 		ssize_t n = q->ops->read(q, w->rbuf + have, w->rcap - have);
 		IOPF_STAT_INC(w->c.reads);
+		if (n <= 0)
+			journal_answered(w, have); /* the carried bytes stay where they are */
 		if (n == 0) {
 			IOPF_STAT_INC(w->c.empty_reads);
-			return; /* the carried bytes stay where they are */
+			return;
 		}
 		if (n < 0) {
 			if (n == -EPIPE) {
@@ -335,7 +351,7 @@ static void serve_queue(struct iopf_worker *w, struct iopf_queue *q) {
 			return;
 		}
 		/* Journal the batch, then let go of the carried bytes it now holds. */
-		journal_read(w, q, have + (size_t)n);
+		journal_read(w, have + (size_t)n);
 		drop_remainder(w, q);
 		enum iopf_queue_close why = process(w, q, have + (size_t)n, now_ns());
 		if (why != IOPF_QUEUE_OPEN) {

@@ -59,6 +59,7 @@ int iopf_journal_format(void *base, size_t size, unsigned workers, uint32_t slot
 	for (unsigned w = 0; w < workers; w++) {
 		struct iopf_jslot *s = iopf_journal_slot(out, w);
 		memset(s, 0, sizeof(*s));
+		memset(s->data, IOPF_JOURNAL_POISON, slot_bytes);
 		for (uint32_t i = 0; i < carry_slots; i++)
 			memset(iopf_journal_carry(out, w, i), 0, sizeof(struct iopf_jcarry));
 	}
@@ -77,4 +78,13 @@ int iopf_journal_open(void *base, size_t size, struct iopf_journal *out) {
 		return -EBADMSG;
 	*out = (struct iopf_journal){.base = base, .size = size, .h = h};
 	return 0;
+}
+
+size_t iopf_journal_reading_len(const struct iopf_journal *j, const struct iopf_jslot *s, int whole_records) {
+	size_t end = j->h->slot_bytes;
+	while (end > s->len && s->data[end - 1] == IOPF_JOURNAL_POISON)
+		end--;
+	if (whole_records && (end - s->len) % 40)
+		end += 40 - (end - s->len) % 40;
+	return end < j->h->slot_bytes ? end : j->h->slot_bytes;
 }

@@ -220,15 +220,22 @@ static void journal_copy_out(const struct iopf_journal *j) {
 	for (unsigned w = 0; w < j->h->workers; w++) {
 		struct iopf_jslot *s = iopf_journal_slot(j, w);
 		size_t first = n_pending;
-		if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == IOPF_JSLOT_READ && s->len <= j->h->slot_bytes) {
+		uint32_t state = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+		size_t len = s->len;
+		if (state == IOPF_JSLOT_READING) {
+			/* Killed in (or right after) a read: its bytes end where the
+			 * poison begins. A kernel queue returns whole records. */
+			len = iopf_journal_reading_len(j, s, !s->stream);
+		}
+		if ((state == IOPF_JSLOT_READ || state == IOPF_JSLOT_READING) && len > 0 && len <= j->h->slot_bytes) {
 			struct pending *p = realloc(pending, (n_pending + 1) * sizeof(*p));
 			if (!p)
 				return;
 			pending = p;
-			pending[n_pending] = (struct pending){.queue_id = s->queue_id, .kind = PENDING_BATCH, .len = s->len};
-			pending[n_pending].data = aligned_alloc(64, (s->len + 63) & ~(size_t)63);
+			pending[n_pending] = (struct pending){.queue_id = s->queue_id, .kind = PENDING_BATCH, .len = len};
+			pending[n_pending].data = aligned_alloc(64, (len + 63) & ~(size_t)63);
 			if (pending[n_pending].data)
-				memcpy(pending[n_pending++].data, s->data, s->len);
+				memcpy(pending[n_pending++].data, s->data, len);
 		}
 		for (uint32_t i = 0; i < j->h->carry_slots; i++) {
 			struct iopf_jcarry *c = iopf_journal_carry(j, w, i);

@@ -11,7 +11,11 @@
  * it re-resolves and answers the groups, restores the partial ones, and only
  * then serves new faults.
  *
- * Before the batch's responses are written the slot turns ANSWERING: a
+ * Before a read the slot turns READING, so that a SIGKILL landing while the
+ * read is in the kernel (it finishes, then the thread dies before it sees
+ * the count) still leaves the batch to be answered: its length is found by
+ * the poison that fills unused slot data. Before the batch's responses are
+ * written the slot turns ANSWERING: a
  * SIGKILL that lands while the write is in the kernel lets the write finish
  * and kills the thread on its way back, so a restarted daemon takes an
  * ANSWERING slot as answered. Responses a slow relay peer has not taken yet
@@ -31,7 +35,10 @@ enum iopf_jslot_state {
 	IOPF_JSLOT_EMPTY = 0,
 	IOPF_JSLOT_READ = 1,      /* data[0..len) was read from queue_id and is not answered */
 	IOPF_JSLOT_ANSWERING = 2, /* its responses are being written: answered for a restart */
+	IOPF_JSLOT_READING = 3,   /* a read into data[len..) is in the kernel: the bytes
+	                           * it returned end where the poison begins */
 };
+
 
 enum iopf_jcarry_kind {
 	IOPF_JCARRY_RECORDS = 0,   /* the start of a partial group */
@@ -42,7 +49,7 @@ struct iopf_jslot {
 	uint32_t state; /* enum iopf_jslot_state, stored with release */
 	uint32_t queue_id;
 	uint32_t len;
-	uint32_t _pad;
+	uint32_t stream; /* the queue's transport splits records (relay) */
 	uint8_t data[]; /* slot_bytes; 64-byte aligned */
 };
 
@@ -80,3 +87,13 @@ int iopf_journal_open(void *base, size_t size, struct iopf_journal *out);
 
 struct iopf_jslot *iopf_journal_slot(const struct iopf_journal *j, unsigned worker);
 struct iopf_jcarry *iopf_journal_carry(const struct iopf_journal *j, unsigned worker, uint32_t i);
+
+/* Slot data not holding a batch is poison (all bytes 0xFF): a read that a
+ * SIGKILL cut off from its return value still left its bytes, and they end
+ * where the poison starts. No kernel fault record is all 0xFF (its flags'
+ * high bits are zero). */
+#define IOPF_JOURNAL_POISON 0xFF
+
+/* The length of a READING slot's data: the last byte that is not poison,
+ * plus one (rounded up to whole records when `whole_records`). */
+size_t iopf_journal_reading_len(const struct iopf_journal *j, const struct iopf_jslot *s, int whole_records);

@@ -561,6 +561,17 @@ Test(engine, journal_holds_partial_groups_and_empties_after_answering) {
 	cr_assert_eq(r[0].cookie, 2);
 	cr_assert_eq(r[0].code, IOMMUFD_PAGE_RESP_SUCCESS);
 	cr_assert_eq(__atomic_load_n(&held->queue_id, __ATOMIC_ACQUIRE), 0, "the carry is freed once read");
+	/* Unused slot data is poison, so that a read cut short by a kill can be
+	 * measured; a slot holding 100 bytes reads as 100 (or 120 in records). */
+	struct iopf_jslot *slot = iopf_journal_slot(&j, 0);
+	iopf_engine_drain(engine); /* the worker is past the batch once it answers this */
+	for (size_t i = 0; i < 200; i++)
+		cr_assert_eq(slot->data[i], IOPF_JOURNAL_POISON, "byte %zu not poisoned after answering", i);
+	memset(slot->data, 0x11, 100);
+	slot->len = 30;
+	cr_assert_eq(iopf_journal_reading_len(&j, slot, 0), 100);
+	cr_assert_eq(iopf_journal_reading_len(&j, slot, 1), 110, "records counted from the carried 30 bytes");
+	memset(slot->data, IOPF_JOURNAL_POISON, 100);
 
 	cr_assert_eq(iopf_engine_remove_queue(engine, q), 0);
 	iopf_queue_free(q);
