@@ -309,18 +309,29 @@ static int area_unmap(struct iopf_space *s, struct iopf_area *a) {
 	return 0;
 }
 
-/* Clock eviction until `need` more bytes fit under the quota. */
+/*
+ * Clock eviction until `need` more bytes fit under the quota. Two turns of
+ * the clock give every area its second chance; but other workers set the
+ * referenced bits without the lock, so under load every area may have been
+ * referenced again by the time the hand comes back. Then one more turn
+ * ignores the bits: a fault is refused only when every area is held (or
+ * cannot be unmapped), never because the pages are popular.
+ */
 static bool evict_for(struct iopf_space *s, uint64_t need) {
-	size_t examined = 0, limit = 2 * s->ring_len + 1;
-	while (s->cfg.quota - s->st.pinned_bytes < need && s->ring_len > 0 && examined++ < limit) {
-		struct iopf_area a = ring_pop(s);
-		if (area_take_ref(&a) || !area_mark_evicting(&a) || area_unmap(s, &a) < 0) {
-			ring_push(s, a); /* cannot fail: the slot was just freed */
-			continue;
+	for (int second_chance = 1; second_chance >= 0; second_chance--) {
+		size_t examined = 0, limit = second_chance ? 2 * s->ring_len + 1 : s->ring_len;
+		while (s->cfg.quota - s->st.pinned_bytes < need && s->ring_len > 0 && examined++ < limit) {
+			struct iopf_area a = ring_pop(s);
+			if ((second_chance && area_take_ref(&a)) || !area_mark_evicting(&a) || area_unmap(s, &a) < 0) {
+				ring_push(s, a); /* cannot fail: the slot was just freed */
+				continue;
+			}
+			s->st.evictions++;
 		}
-		s->st.evictions++;
+		if (s->cfg.quota - s->st.pinned_bytes >= need)
+			return true;
 	}
-	return s->cfg.quota - s->st.pinned_bytes >= need;
+	return false;
 }
 
 /* --- the fault path ------------------------------------------------------------- */
