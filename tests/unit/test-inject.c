@@ -886,3 +886,60 @@ Test(inject, partial_group_without_memory, .disabled = true) {
 	drop_space(s);
 }
 #endif
+
+/* --- eviction under concurrent hits ----------------------------------------------------- */
+
+struct hammer {
+	struct iopf_space *s;
+	int stop;
+	uint64_t faults, refused;
+};
+
+static void *hammer_main(void *arg) {
+	struct hammer *h = arg;
+	iopf_rcu_register();
+	while (!__atomic_load_n(&h->stop, __ATOMIC_ACQUIRE)) {
+		for (uint64_t i = 0; i < 64; i++) {
+			if (fault(h->s, IOVA + i * PG) != 0)
+				h->refused++;
+			h->faults++;
+		}
+		iopf_rcu_quiescent();
+	}
+	iopf_rcu_unregister();
+	return NULL;
+}
+
+/*
+ * A fault may be refused for quota only when every pinned page is held by
+ * a group being resolved. Here one thread keeps hitting the pages already
+ * pinned (setting their referenced bits, without the space's lock) while
+ * another faults new pages: at most two pages are ever held, so every
+ * fault must succeed, however often the clock finds everything referenced.
+ */
+Test(inject, eviction_under_concurrent_hits_never_refuses) {
+	struct iopf_space_config cfg = {
+		.backend = IOPF_BACKEND_NONE, .quota = 64 * PG, .page_size = PG, .window_min = PG, .window_max = PG,
+		.iommufd = -1,
+	};
+	struct iopf_space *s;
+	cr_assert_eq(iopf_space_new(1, &cfg, &s), 0);
+	struct iopf_region_config rc = {.iova = IOVA, .length = PAGES * PG, .memfd = -1, .perm = IOPF_PERM_READ};
+	cr_assert_eq(iopf_space_add_region(s, &rc, NULL), 0);
+	struct hammer h = {.s = s};
+	pthread_t th;
+	pthread_create(&th, NULL, hammer_main, &h);
+	uint64_t refused = 0;
+	for (unsigned round = 0; round < 200; round++)
+		for (uint64_t i = 64; i < PAGES; i++)
+			refused += fault(s, IOVA + i * PG) != 0;
+	__atomic_store_n(&h.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	struct iopf_space_stats st;
+	iopf_space_get_stats(s, &st);
+	cr_assert_gt(h.faults, 1000, "the other thread was hitting pages");
+	cr_assert_eq(refused + h.refused, 0, "%lu + %lu faults refused (quota refusals %lu) with at most two pages held",
+	             refused, h.refused, st.quota_refusals);
+	cr_assert_leq(st.pinned_peak, 64 * PG);
+	iopf_space_destroy(s);
+}
