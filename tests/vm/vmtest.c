@@ -824,10 +824,14 @@ static void service_load_check(struct service_load *l, const char *what) {
 	uint64_t stuck = 0;
 	for (int c = 1; c <= PROBE; c++)
 		stuck += !seen[c];
+	/* Every restart's journal recovery, from the service's log. */
+	const char *journaled = sh("journalctl -u iopfd.service -o cat --no-pager | "
+	                           "sed -n 's/^journal: \\([0-9]*\\) groups.*/\\1/p' | awk '{s+=$1} END {print s+0}'");
 	printf("# %s: relay groups answered %lu, lost %lu, duplicate %lu; kernel faults %lu (%lu never read), "
-	       "left pending %lu; restored %lu objects, recovered %lu journaled groups, %lu responses refused; restarts %lu\n",
+	       "left pending %lu; restored %lu objects, recovered %lu journaled groups (%s over all restarts so far), "
+	       "%lu responses refused; restarts %lu\n",
 	       what, (unsigned long)answered, (unsigned long)missing, (unsigned long)dup, (unsigned long)l->kernel_pages,
-	       (unsigned long)unread, (unsigned long)stuck, (unsigned long)restored, (unsigned long)recovered,
+	       (unsigned long)unread, (unsigned long)stuck, (unsigned long)restored, (unsigned long)recovered, journaled,
 	       (unsigned long)rejects, restarts());
 	CHECK(stuck == 0, "%lu kernel groups left unanswered", (unsigned long)stuck);
 	CHECK(missing == 0, "%lu relay groups lost", (unsigned long)missing);
