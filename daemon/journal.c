@@ -63,9 +63,10 @@ int iopf_journal_format(void *base, size_t size, unsigned workers, uint32_t slot
 		for (uint32_t i = 0; i < carry_slots; i++)
 			memset(iopf_journal_carry(out, w, i), 0, sizeof(struct iopf_jcarry));
 	}
-	/* The magic last: a journal half formatted is no journal. */
-	__atomic_thread_fence(__ATOMIC_RELEASE);
-	memcpy(h->magic, IOPF_JOURNAL_MAGIC, sizeof(h->magic));
+	/* The magic last, with release: a journal half formatted is no journal. */
+	uint64_t magic;
+	memcpy(&magic, IOPF_JOURNAL_MAGIC, sizeof(magic));
+	__atomic_store_n((uint64_t *)(void *)h->magic, magic, __ATOMIC_RELEASE);
 	return 0;
 }
 

@@ -8,7 +8,10 @@ shift
 SRC=$(dirname "$0")/../..
 U=/run/systemd/system
 mkdir -p "$U/iopfd.service.d"
-sed "s|@IOPFD@|$B/iopfd|" "$SRC/units/iopfd.service.in" >"$U/iopfd.service"
+# The service runs as a dynamic user, who may not be able to enter the
+# checkout (a fresh clone under mktemp -d is 0700): install the binary.
+install -D -m 0755 "$B/iopfd" /run/iopfd-test/bin/iopfd
+sed "s|@IOPFD@|/run/iopfd-test/bin/iopfd|" "$SRC/units/iopfd.service.in" >"$U/iopfd.service"
 cp "$SRC/units/iopfd.socket" "$U/"
 # Test settings: a short watchdog, and the hook that hangs a worker on
 # SIGUSR2 so that the watchdog has something to catch.
