@@ -133,9 +133,7 @@ static struct iopf_space *lookup(struct iopf_resolver *r, uint32_t queue_id, con
 	return s;
 }
 
-uint32_t iopf_resolve_group(struct iopf_resolver *r, uint32_t queue_id, const struct iopf_group *g) {
-	IOPF_STAT_INC(r->c->groups);
-	IOPF_STAT_ADD(r->c->faults, g->n_faults);
+static uint32_t resolve(struct iopf_resolver *r, uint32_t queue_id, const struct iopf_group *g) {
 	if (g->defect != IOPF_GROUP_OK)
 		return invalid(r, IOPF_INVALID_DEFECT);
 	struct iopf_space *s = lookup(r, queue_id, g);
@@ -168,4 +166,13 @@ uint32_t iopf_resolve_group(struct iopf_resolver *r, uint32_t queue_id, const st
 	}
 	IOPF_STAT_INC(r->c->success);
 	return IOMMUFD_PAGE_RESP_SUCCESS;
+}
+
+uint32_t iopf_resolve_group(struct iopf_resolver *r, uint32_t queue_id, const struct iopf_group *g) {
+	uint32_t code = resolve(r, queue_id, g);
+	/* Counted once resolved, after its outcome: a reader that sees a
+	 * group counted sees how it ended. */
+	IOPF_STAT_ADD(r->c->faults, g->n_faults);
+	IOPF_STAT_INC(r->c->groups);
+	return code;
 }
