@@ -401,10 +401,16 @@ static int fault_slow(struct iopf_space *s, struct iopf_region *r, uint64_t p, u
 			ret = -EIO;
 		goto out;
 	}
-	for (uint64_t i = first; i < end; i++)
-		__atomic_store_n(&r->page[i], (uint16_t)IOPF_PAGE_PINNED, __ATOMIC_RELEASE);
+	/* The faulting page first, with its hold, and each page only once: the
+	 * moment a page shows pinned another worker may take a hold on it
+	 * without the lock, and a second store would wipe that hold out (its
+	 * release would then underflow the count and leave the page "held"
+	 * for good: never evicted, every later fault on it refused). */
 	__atomic_store_n(&r->page[p], (uint16_t)(IOPF_PAGE_PINNED | IOPF_PAGE_REF | IOPF_PAGE_HOLD_ONE),
 	                 __ATOMIC_RELEASE);
+	for (uint64_t i = first; i < end; i++)
+		if (i != p)
+			__atomic_store_n(&r->page[i], (uint16_t)IOPF_PAGE_PINNED, __ATOMIC_RELEASE);
 	ring_push(s, (struct iopf_area){.region = r, .first = first, .n = end - first});
 	r->pinned_pages += end - first;
 	uint64_t pinned = s->st.pinned_bytes + bytes;
