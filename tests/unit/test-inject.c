@@ -943,3 +943,77 @@ Test(inject, eviction_under_concurrent_hits_never_refuses) {
 	cr_assert_leq(st.pinned_peak, 64 * PG);
 	iopf_space_destroy(s);
 }
+
+#define WIN (64 * 1024) /* pages per window: publishing one takes a while */
+
+struct toucher {
+	uint16_t *word; /* the state word of the page being published */
+	int ready;      /* spinning */
+	int held;       /* the hold was taken */
+};
+
+/*
+ * Another worker's lock-free path, as page_try_hold() does it: the moment
+ * the page shows pinned (and not being evicted), take a hold with one
+ * compare-and-swap, keep it while the publication goes on, release it.
+ */
+static void *touch_when_pinned(void *arg) {
+	struct toucher *t = arg;
+	__atomic_store_n(&t->ready, 1, __ATOMIC_RELEASE);
+	for (unsigned long spins = 0; spins < 4000000000ul; spins++) {
+		uint16_t st = __atomic_load_n(t->word, __ATOMIC_ACQUIRE);
+		if (!(st & IOPF_PAGE_PINNED) || (st & IOPF_PAGE_EVICTING))
+			continue;
+		if (__atomic_compare_exchange_n(t->word, &st, (uint16_t)((st + IOPF_PAGE_HOLD_ONE) | IOPF_PAGE_REF), false,
+		                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			__atomic_store_n(&t->held, 1, __ATOMIC_RELEASE);
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * A page's hold is never lost. A fault publishes a large window (its page
+ * states go from unpinned to pinned, one by one) while another worker takes
+ * a hold on the faulting page through the lock-free path the moment it
+ * shows pinned. Both holds must count: after both are released the page is
+ * unheld again. (A lost hold underflows: the page then reads as held 4095
+ * times, is never evicted and refuses every later fault: the soak saw
+ * stable groups refused for quota after some minutes.)
+ */
+Test(inject, holds_survive_a_window_being_published) {
+	struct iopf_space_config cfg = {
+		.backend = IOPF_BACKEND_NONE, .quota = 2ull * WIN * PG, .page_size = PG, .window_min = WIN * PG,
+		.window_max = WIN * PG, .iommufd = -1,
+	};
+	struct iopf_space *s;
+	cr_assert_eq(iopf_space_new(1, &cfg, &s), 0);
+	struct iopf_region_config rc = {.iova = IOVA, .length = 2ull * WIN * PG, .memfd = -1, .perm = IOPF_PERM_READ};
+	uint64_t rid;
+	cr_assert_eq(iopf_space_add_region(s, &rc, &rid), 0);
+	struct iopf_region *r = iopf_space_region(s, rid);
+	cr_assert_not_null(r);
+	unsigned caught = 0;
+	for (unsigned round = 0; round < 20; round++) {
+		uint64_t p = (round % 2) * WIN; /* the first page of a window */
+		struct toucher t = {.word = &r->page[p]};
+		pthread_t th;
+		pthread_create(&th, NULL, touch_when_pinned, &t);
+		while (!__atomic_load_n(&t.ready, __ATOMIC_ACQUIRE))
+			;
+		cr_assert_eq(fault(s, IOVA + p * PG), 0);
+		pthread_join(th, NULL);
+		cr_assert(__atomic_load_n(&t.held, __ATOMIC_ACQUIRE), "the other worker never saw the page pinned");
+		struct iopf_page_ref ref = {.region = r, .page = p};
+		iopf_page_release(&ref);
+		uint16_t st = __atomic_load_n(&r->page[p], __ATOMIC_ACQUIRE);
+		cr_assert_eq(st >> IOPF_PAGE_HOLD_SHIFT, 0, "round %u: %u holds left on the page (state %#x): a hold was lost",
+		             round, st >> IOPF_PAGE_HOLD_SHIFT, st);
+		caught++;
+		iopf_space_evict_all(s);
+		cr_assert_eq(iopf_space_region_count(s), 1);
+	}
+	cr_assert_eq(caught, 20);
+	iopf_space_destroy(s);
+}
