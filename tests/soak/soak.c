@@ -24,6 +24,7 @@
  *
  *   iopfd-soak --iopfd PATH [--seconds N] [--clients N] [--churners N]
  *              [--interval-ms N] [--rss-slack-kb N] [--no-rss-check]
+ *              [--keep-log FILE]   (the daemon's log; else kept only on failure)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -426,9 +427,29 @@ static void *churner_main(void *arg) {
 
 /* --- the daemon --------------------------------------------------------------------------- */
 
+/* The daemon logs every object it makes and drops: a run's worth goes to a
+ * file, shown (its end) only when the run fails. */
+static char log_path[256];
+
+static void show_daemon_log(void) {
+	FILE *f = fopen(log_path, "r");
+	if (!f)
+		return;
+	static char ring[60][512];
+	size_t n = 0;
+	while (fgets(ring[n % 60], sizeof(ring[0]), f))
+		n++;
+	fclose(f);
+	fprintf(stderr, "soak: the last lines of the daemon's log (%s):\n", log_path);
+	for (size_t i = n > 60 ? n - 60 : 0; i < n; i++)
+		fputs(ring[i % 60], stderr);
+}
+
 static void spawn(const char *bin, unsigned workers) {
 	static char path[108];
 	snprintf(path, sizeof(path), "/tmp/iopfd-soak-%d.sock", (int)getpid());
+	if (!log_path[0])
+		snprintf(log_path, sizeof(log_path), "/tmp/iopfd-soak-%d.log", (int)getpid());
 	socket_path = path;
 	char w[16];
 	snprintf(w, sizeof(w), "%u", workers);
@@ -447,6 +468,9 @@ static void spawn(const char *bin, unsigned workers) {
 		snprintf(opts, sizeof(opts), "%s%squarantine_size_mb=8:thread_local_quarantine_size_kb=64", asan ? asan : "",
 		         asan && *asan ? ":" : "");
 		setenv("ASAN_OPTIONS", opts, 1);
+		int log = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (log >= 0 && dup2(log, STDERR_FILENO) < 0)
+			_exit(127);
 		execl(bin, bin, "--socket", path, "--workers", w, (char *)NULL);
 		_exit(127);
 	}
@@ -459,6 +483,7 @@ static void spawn(const char *bin, unsigned workers) {
 		usleep(10000);
 	}
 	fprintf(stderr, "soak: iopfd did not come up on %s\n", path);
+	show_daemon_log();
 	kill(daemon_pid, SIGKILL);
 	exit(2);
 }
@@ -489,12 +514,13 @@ int main(int argc, char **argv) {
 	const char *bin = getenv("IOPFD_BINARY");
 	unsigned seconds = 60, n_stable = 3, n_churners = 2, interval_ms = 5000, workers = 2;
 	uint64_t slack_kb = 4096;
-	bool rss_check = true;
+	bool rss_check = true, keep_log = false;
 	static const struct option opts[] = {
 		{"iopfd", required_argument, NULL, 'i'}, {"seconds", required_argument, NULL, 's'},
 		{"clients", required_argument, NULL, 'c'}, {"churners", required_argument, NULL, 'k'},
 		{"interval-ms", required_argument, NULL, 'm'}, {"rss-slack-kb", required_argument, NULL, 'r'},
 		{"workers", required_argument, NULL, 'w'}, {"no-rss-check", no_argument, NULL, 'n'},
+		{"keep-log", required_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'}, {},
 	};
 	int o;
@@ -508,9 +534,13 @@ int main(int argc, char **argv) {
 		case 'r': slack_kb = strtoull(optarg, NULL, 0); break;
 		case 'w': workers = (unsigned)strtoul(optarg, NULL, 0); break;
 		case 'n': rss_check = false; break;
+		case 'l':
+			snprintf(log_path, sizeof(log_path), "%s", optarg);
+			keep_log = true;
+			break;
 		case 'h':
 			printf("usage: iopfd-soak --iopfd PATH [--seconds N] [--clients N] [--churners N] [--workers N]\n"
-			       "                  [--interval-ms N] [--rss-slack-kb N] [--no-rss-check]\n");
+			       "                  [--interval-ms N] [--rss-slack-kb N] [--no-rss-check] [--keep-log FILE]\n");
 			return 0;
 		default: return 2;
 		}
@@ -646,6 +676,10 @@ int main(int argc, char **argv) {
 		     WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws));
 
 	bool ok = !__atomic_load_n(&failed, __ATOMIC_ACQUIRE);
+	if (ok && !keep_log)
+		unlink(log_path);
+	else
+		show_daemon_log();
 	printf("SUMMARY soak seconds=%u clients=%u churners=%u groups=%lu daemon_groups=%lu success=%lu invalid=%lu "
 	       "violations=%lu churn_ops=%lu cycles_graceful=%lu cycles_hangup=%lu cycles_abrupt=%lu "
 	       "unread_at_abrupt_hangup=%lu rss_warm_kb=%lu rss_end_kb=%lu anon_warm_kb=%lu anon_end_kb=%lu "
