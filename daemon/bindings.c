@@ -6,8 +6,18 @@
 
 struct iopf_bindings {
 	struct cds_lfht *ht;
-	size_t count; /* control thread only */
+	size_t count;   /* control thread only */
+	uint64_t gen;   /* bumped (release) after every change to the table */
 };
+
+/* After the table changed: cached lookups made before are stale. */
+static void bump(struct iopf_bindings *b) {
+	__atomic_store_n(&b->gen, b->gen + 1, __ATOMIC_RELEASE);
+}
+
+uint64_t iopf_bindings_generation(struct iopf_bindings *b) {
+	return __atomic_load_n(&b->gen, __ATOMIC_ACQUIRE);
+}
 
 static unsigned long key_hash(const struct iopf_binding_key *k) {
 	/* A 64-bit mix of the three words (splitmix64's finalizer). */
@@ -31,6 +41,7 @@ int iopf_bindings_new(struct iopf_bindings **out) {
 	struct iopf_bindings *b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
+	b->gen = 1; /* 0 marks an empty cache */
 	b->ht = cds_lfht_new_flavor(64, 64, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
 	                            &IOPF_RCU_FLAVOR, NULL);
 	if (!b->ht) {
@@ -82,6 +93,7 @@ int iopf_bindings_add(struct iopf_bindings *b, const struct iopf_binding_key *k,
 		return -EEXIST;
 	}
 	b->count++;
+	bump(b);
 	return 0;
 }
 
@@ -99,6 +111,8 @@ int iopf_bindings_remove(struct iopf_bindings *b, const struct iopf_binding_key 
 	}
 	iopf_rcu_read_unlock();
 	iopf_rcu_offline();
+	if (r == 0)
+		bump(b);
 	return r;
 }
 
@@ -119,6 +133,8 @@ static size_t remove_where(struct iopf_bindings *b, int (*pred)(const struct iop
 	iopf_rcu_read_unlock();
 	iopf_rcu_offline();
 	b->count -= n;
+	if (n)
+		bump(b);
 	return n;
 }
 

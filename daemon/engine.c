@@ -266,6 +266,7 @@ static enum iopf_queue_close process(struct iopf_worker *w, struct iopf_queue *q
 
 	iopf_rcu_read_lock();
 	iopf_resolver_begin(&w->res);
+	iopf_resolver_use_cache(&w->res, &q->bcache);
 	size_t n = 0;
 	bool dup = false;
 	for (size_t i = 0; i < b.n_groups; i++) {

@@ -54,14 +54,19 @@ void iopf_resolver_fini(struct iopf_resolver *r) {
 void iopf_resolver_begin(struct iopf_resolver *r) {
 	r->gen++;
 	r->n_holds = 0;
-	r->cache_valid = false;
+	r->own.gen = 0;
+	r->cache = &r->own;
+	r->bgen = iopf_bindings_generation(r->bindings);
+}
+
+void iopf_resolver_use_cache(struct iopf_resolver *r, struct iopf_binding_cache *cache) {
+	r->cache = cache;
 }
 
 void iopf_resolver_end(struct iopf_resolver *r) {
 	for (size_t i = 0; i < r->n_holds; i++)
 		iopf_page_release(&r->holds[i]);
 	r->n_holds = 0;
-	r->cache_valid = false;
 }
 
 static uint64_t mix(uint64_t x) {
@@ -119,17 +124,18 @@ static uint32_t invalid(struct iopf_resolver *r, enum iopf_invalid_reason why) {
 	return IOMMUFD_PAGE_RESP_INVALID;
 }
 
+/* A cache serves one queue (the per-batch one is reset with each batch),
+ * so the key is (device, PASID); it is good while the generation it was
+ * filled at is still the table's. The space it names stays alive through
+ * this read-side section: a binding is removed (and the generation bumped)
+ * before its space can be destroyed after a grace period. */
 static struct iopf_space *lookup(struct iopf_resolver *r, uint32_t queue_id, const struct iopf_group *g) {
-	if (r->cache_valid && r->cache_queue == queue_id && r->cache_dev == g->dev_id &&
-	    r->cache_pasid == g->pasid)
-		return r->cache_space;
+	struct iopf_binding_cache *c = r->cache;
+	if (c->gen == r->bgen && c->dev_id == g->dev_id && c->pasid == g->pasid)
+		return c->space;
 	struct iopf_binding_key k = {.queue_id = queue_id, .dev_id = g->dev_id, .pasid = g->pasid};
 	struct iopf_space *s = iopf_bindings_lookup(r->bindings, &k);
-	r->cache_valid = true;
-	r->cache_queue = queue_id;
-	r->cache_dev = g->dev_id;
-	r->cache_pasid = g->pasid;
-	r->cache_space = s;
+	*c = (struct iopf_binding_cache){.gen = r->bgen, .dev_id = g->dev_id, .pasid = g->pasid, .space = s};
 	return s;
 }
 

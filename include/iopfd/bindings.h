@@ -29,6 +29,19 @@ struct iopf_binding {
 
 struct iopf_bindings;
 
+/* A worker's memory of the last binding a queue used, valid while the
+ * table's generation has not moved (every change bumps it). Saves the hash
+ * lookup, and its cache misses, when a queue's groups keep coming from one
+ * device. */
+struct iopf_binding_cache {
+	uint64_t gen; /* generation it was filled at, 0: empty */
+	uint32_t dev_id, pasid;
+	struct iopf_space *space;
+};
+
+/* Read side: the table's generation (changes after every add and remove). */
+uint64_t iopf_bindings_generation(struct iopf_bindings *b);
+
 int iopf_bindings_new(struct iopf_bindings **out);
 /* The table must be empty of readers (workers stopped). Frees remaining nodes. */
 void iopf_bindings_free(struct iopf_bindings *b);

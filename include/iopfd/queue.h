@@ -23,6 +23,7 @@
 #include <urcu/list.h>
 
 #include "iopf_abi.h"
+#include "iopfd/bindings.h"
 #include "iopfd/stats.h"
 
 struct iopf_queue;
@@ -81,6 +82,7 @@ struct iopf_queue {
 
 	/* Owned by the worker once added. */
 	struct iopf_worker *worker;
+	struct iopf_binding_cache bcache; /* the last binding its groups used */
 	struct cds_list_head node; /* in the worker's list of queues */
 	uint32_t events;           /* epoll interest */
 	uint8_t *rem;              /* relay: start of a partial group, carried to the next read */

@@ -41,10 +41,11 @@ struct iopf_resolver {
 	size_t cookie_mask;
 	uint64_t gen;
 
-	/* The last binding looked up in this batch. */
-	bool cache_valid;
-	uint32_t cache_queue, cache_dev, cache_pasid;
-	struct iopf_space *cache_space;
+	/* The binding cache in use (the queue's, or one for this batch only),
+	 * and the table's generation when the batch began. */
+	struct iopf_binding_cache own;
+	struct iopf_binding_cache *cache;
+	uint64_t bgen;
 };
 
 /* max_faults: the most fault records one batch can hold. */
@@ -53,6 +54,9 @@ int iopf_resolver_init(struct iopf_resolver *r, struct iopf_bindings *b, size_t 
 void iopf_resolver_fini(struct iopf_resolver *r);
 
 void iopf_resolver_begin(struct iopf_resolver *r);
+/* Keep the lookups of this batch's queue in a cache of its own, which
+ * outlives the batch while the bindings do not change. Call after begin. */
+void iopf_resolver_use_cache(struct iopf_resolver *r, struct iopf_binding_cache *cache);
 /* False when the cookie was already seen in this batch (a relay protocol
  * error: the kernel never has two groups in flight with one cookie). */
 bool iopf_resolver_claim_cookie(struct iopf_resolver *r, uint32_t cookie);

@@ -163,3 +163,32 @@ Test(resolve, bindings_add_remove) {
 	cr_assert_eq(iopf_bindings_remove(bindings, &k3), 0);
 	cr_assert_eq(iopf_bindings_count(bindings), 0);
 }
+
+Test(resolve, a_queues_binding_cache_never_outlives_a_change) {
+	struct iopf_binding_cache cache = {0};
+	struct iopf_group g = group(1, 5, IOVA, 1, IOPF_PERM_READ);
+	for (int round = 0; round < 3; round++) {
+		iopf_rcu_read_lock();
+		iopf_resolver_begin(&res);
+		iopf_resolver_use_cache(&res, &cache);
+		cr_assert_eq(iopf_resolve_group(&res, Q, &g), IOMMUFD_PAGE_RESP_SUCCESS);
+		iopf_resolver_end(&res);
+		iopf_rcu_read_unlock();
+	}
+	cr_assert_eq(cache.space, space, "the cache holds the binding");
+	struct iopf_binding_key k = {.queue_id = Q, .dev_id = 1, .pasid = 5};
+	cr_assert_eq(iopf_bindings_remove(bindings, &k), 0);
+	iopf_rcu_read_lock();
+	iopf_resolver_begin(&res);
+	iopf_resolver_use_cache(&res, &cache);
+	cr_assert_eq(iopf_resolve_group(&res, Q, &g), IOMMUFD_PAGE_RESP_INVALID, "served from a stale cache");
+	iopf_resolver_end(&res);
+	iopf_rcu_read_unlock();
+	cr_assert_eq(iopf_bindings_add(bindings, &k, space), 0);
+	iopf_rcu_read_lock();
+	iopf_resolver_begin(&res);
+	iopf_resolver_use_cache(&res, &cache);
+	cr_assert_eq(iopf_resolve_group(&res, Q, &g), IOMMUFD_PAGE_RESP_SUCCESS, "a new binding is seen");
+	iopf_resolver_end(&res);
+	iopf_rcu_read_unlock();
+}
