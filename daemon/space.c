@@ -199,7 +199,10 @@ static int add_region(struct iopf_space *s, const struct iopf_region_config *rc,
 	r = s->ops->attach_region(s, reg);
 	if (r < 0) {
 		region_free(reg);
-		return r;
+		/* To callers EPERM means "not sealed against shrinking"; the
+		 * backend's EPERM (mapping a write-sealed memfd for a writable
+		 * region) is a refusal of access. */
+		return r == -EPERM ? -EACCES : r;
 	}
 
 	struct iopf_region_set *set = malloc(sizeof(*set) + (n + 1) * sizeof(set->r[0]));
