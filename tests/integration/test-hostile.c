@@ -843,6 +843,23 @@ static void row_grow_sealed_only(struct victim *vi, const struct row *row) {
 	close(fd);
 }
 
+/* Sealed against writes as well: fine for a read-only region, but the
+ * mlock backend cannot map it writable. That is not "unsealed". */
+static void row_write_sealed(struct victim *vi, const struct row *row) {
+	int fd = memfd_create("write-sealed", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	cr_assert_eq(ftruncate(fd, 16 * PG), 0);
+	cr_assert_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_WRITE), 0);
+	region_refused(row, fd, 3, "mlock", "io.iopfd.BackendFailed", E_BACKEND);
+	sd_varlink *v = daemon_connect(&d);
+	const char *err = NULL;
+	uint64_t space;
+	cr_assert_eq(iopfc_create_space(v, "mlock", 1 << 20, 0, 0, -1, 0, &space, &err), 0, "%s", err);
+	cr_assert_eq(iopfc_add_region(v, space, IOVA, 16 * PG, fd, 0, 1, NULL, &err), 0, "%s: read-only: %s", row->input,
+	             err);
+	sd_varlink_unref(v);
+	close(fd);
+}
+
 static void row_shrunk_before(struct victim *vi, const struct row *row) {
 	int fd = memfd_create("short", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	cr_assert_eq(ftruncate(fd, 4 * PG), 0);
@@ -1009,6 +1026,8 @@ static const struct row rows[] = {
 	{"tmpfs file (not a memfd) as memory", "UnsealedMemory (born F_SEAL_SEAL); requestErrors +1",
 	 row_tmpfs_file_memory},
 	{"memfd sealed against growing only", "UnsealedMemory; requestErrors +1", row_grow_sealed_only},
+	{"write-sealed memfd, writable region (mlock)", "BackendFailed (EACCES; read-only is accepted); requestErrors +1",
+	 row_write_sealed},
 	{"sealed memfd shorter than the region", "RegionOutOfRange; requestErrors +1", row_shrunk_before},
 	{"truncating a live region's sealed memfd", "ftruncate fails (EPERM): the daemon cannot be SIGBUSed",
 	 row_truncate_live},
