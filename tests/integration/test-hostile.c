@@ -549,6 +549,33 @@ static void row_unbound_pasid(struct victim *vi, const struct row *row) {
 	refused_case(row, r, R_NO_BINDING, "invalid.no_binding");
 }
 
+/* Routing follows Unbind and Bind at once: no group is resolved through a
+ * binding that is gone (nor refused for one that is back). */
+static void row_rebound(struct victim *vi, const struct row *row) {
+	struct peer p;
+	peer_open(&p);
+	const char *err;
+	struct counters c0 = counters();
+	for (uint32_t round = 0; round < 20; round++) {
+		for (int bound = 1; bound >= 0; bound--) {
+			iopf_record r = rec(LAST, 2 * round + !bound, round);
+			peer_send(&p, &r, sizeof(r));
+			iopf_response resp;
+			bool closed;
+			cr_assert_eq(peer_read(&p, &resp, 1, 5000, &closed), 1, "%s: no answer", row->input);
+			cr_assert_eq(resp.cookie, r.cookie);
+			cr_assert_eq(resp.code, bound ? IOMMUFD_PAGE_RESP_SUCCESS : IOMMUFD_PAGE_RESP_INVALID,
+			             "%s: round %u, %s: code %u", row->input, round, bound ? "bound" : "unbound", resp.code);
+			if (bound)
+				cr_assert_eq(iopfc_unbind(p.v, p.queue, 0, IOPFC_PASID_NONE, &err), 0, "%s", err);
+			else
+				cr_assert_eq(iopfc_bind(p.v, p.queue, 0, IOPFC_PASID_NONE, p.space, &err), 0, "%s", err);
+		}
+	}
+	delta_eq(counters().invalid[R_NO_BINDING], c0.invalid[R_NO_BINDING], 20, row->input, "invalid.no_binding");
+	peer_close(&p);
+}
+
 static void row_outside(struct victim *vi, const struct row *row) {
 	refused_case(row, rec(LAST, 1, PAGES + 1), R_NO_REGION, "invalid.no_region");
 }
@@ -1005,6 +1032,8 @@ static const struct row rows[] = {
 	{"length hint 0xffffffff", "SUCCESS; window capped at windowMax", row_huge_hint},
 	{"unbound device", "INVALID; invalid.no_binding +1", row_unbound_device},
 	{"bound device, unbound PASID", "INVALID; invalid.no_binding +1", row_unbound_pasid},
+	{"device unbound, then bound again, between its groups (x20)",
+	 "INVALID while unbound, SUCCESS once bound; invalid.no_binding +20", row_rebound},
 	{"address outside every region", "INVALID; invalid.no_region +1", row_outside},
 	{"address 2^64 - 4096", "INVALID; invalid.no_region +1", row_top_of_address_space},
 	{"exec + priv on a read/write region", "INVALID; invalid.permission +1", row_exec_priv},
