@@ -261,8 +261,11 @@ static enum iopf_queue_close process(struct iopf_worker *w, struct iopf_queue *q
 	/* A trailing partial group goes to a carry slot first: from here on a
 	 * crash finds it either there or in the batch slot. */
 	if (why == IOPF_QUEUE_OPEN && q->ops->stream && b.consumed < len &&
-	    keep_remainder(w, q, w->rbuf + b.consumed, len - b.consumed) < 0)
+	    keep_remainder(w, q, w->rbuf + b.consumed, len - b.consumed) < 0) {
+		/* Out of memory for the partial group: the stream cannot go on. */
+		IOPF_STAT_INC(w->c.read_errors);
 		why = IOPF_QUEUE_IO_ERROR;
+	}
 
 	iopf_rcu_read_lock();
 	iopf_resolver_begin(&w->res);
@@ -609,6 +612,10 @@ int iopf_engine_new(const struct iopf_engine_config *cfg, struct iopf_engine **o
 		free(e);
 		return -ENOMEM;
 	}
+	/* Every worker's fds read "none" before any is set up, so that a
+	 * failure part way leaves nothing for the cleanup to close twice. */
+	for (unsigned i = 0; i < e->cfg.workers; i++)
+		e->w[i].epfd = e->w[i].evfd = -1;
 	for (unsigned i = 0; i < e->cfg.workers; i++) {
 		r = worker_init(e, &e->w[i], i);
 		if (r < 0)

@@ -40,6 +40,8 @@ static void on_queue_closed(struct iopf_queue *q, enum iopf_queue_close why, voi
 	}
 	if (m->n_closed < m->cap_closed)
 		m->closed[m->n_closed++] = (struct closed_note){.queue_id = q->id, .why = why};
+	else
+		m->closed_overflow = true; /* the control thread looks at every queue */
 	pthread_mutex_unlock(&m->closed_lock);
 	uint64_t one = 1;
 	if (write(m->closed_efd, &one, sizeof(one)) < 0) {
@@ -52,6 +54,20 @@ static int on_closed_event(sd_event_source *s, int fd, uint32_t revents, void *u
 	uint64_t v;
 	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		return log_error_errno(errno, "Failed to read the closed-queue eventfd: %m");
+	pthread_mutex_lock(&m->closed_lock);
+	bool overflow = m->closed_overflow;
+	m->closed_overflow = false;
+	pthread_mutex_unlock(&m->closed_lock);
+	if (overflow) {
+		/* Out of memory for the notes: find the dropped queues by their
+		 * own mark instead. */
+		struct queue_obj *qo, *qt;
+		cds_list_for_each_entry_safe(qo, qt, &m->queues, node)
+			if (__atomic_load_n(&qo->q->closed, __ATOMIC_ACQUIRE) != IOPF_QUEUE_OPEN) {
+				log_warning("queue %u dropped: %s", qo->id, iopf_queue_close_str(qo->q->closed));
+				queue_obj_destroy(m, qo, OBJ_FORGET);
+			}
+	}
 	for (;;) {
 		struct closed_note note;
 		pthread_mutex_lock(&m->closed_lock);
@@ -229,7 +245,7 @@ int manager_startup(struct manager *m) {
 }
 
 int manager_add_connection(struct manager *m, int fd) {
-	return sd_varlink_server_add_connection(m->server, fd, NULL);
+	return varlink_server_add_connection(m, fd);
 }
 
 int manager_run(struct manager *m) {

@@ -110,18 +110,19 @@ static void unwatch_creator(int *pidfd, sd_event_source **src, const char *kind,
 /* --- queues ----------------------------------------------------------------------------------- */
 
 int queue_obj_add(struct manager *m, struct iopf_queue *q, const struct obj_opts *o, struct queue_obj **out) {
+	/* The pidfd is ours whatever happens. */
 	struct queue_obj *qo = calloc(1, sizeof(*qo));
 	if (!qo)
-		return -ENOMEM;
+		goto fail;
 	qo->pidfd = -1;
-	if (o->name && !(qo->name = strdup(o->name))) {
-		free(qo);
-		return -ENOMEM;
-	}
+	if (o->name && !(qo->name = strdup(o->name)))
+		goto fail;
 	int r = iopf_engine_add_queue(m->engine, q);
 	if (r < 0) {
 		free(qo->name);
 		free(qo);
+		if (o->pidfd >= 0)
+			close(o->pidfd);
 		return r;
 	}
 	qo->m = m;
@@ -149,6 +150,13 @@ int queue_obj_add(struct manager *m, struct iopf_queue *q, const struct obj_opts
 	}
 	*out = qo;
 	return 0;
+fail:
+	if (qo)
+		free(qo->name);
+	free(qo);
+	if (o->pidfd >= 0)
+		close(o->pidfd);
+	return -ENOMEM;
 }
 
 void queue_obj_destroy(struct manager *m, struct queue_obj *qo, enum obj_end how) {
@@ -184,14 +192,15 @@ void queue_obj_destroy(struct manager *m, struct queue_obj *qo, enum obj_end how
 /* --- address spaces ------------------------------------------------------------------------ */
 
 int space_obj_add(struct manager *m, struct iopf_space *s, const struct obj_opts *o, struct space_obj **out) {
+	/* The pidfd is ours whatever happens. */
 	struct space_obj *so = calloc(1, sizeof(*so));
-	if (!so)
-		return -ENOMEM;
-	so->pidfd = -1;
-	if (o->name && !(so->name = strdup(o->name))) {
+	if (!so || (o->name && !(so->name = strdup(o->name)))) {
 		free(so);
+		if (o->pidfd >= 0)
+			close(o->pidfd);
 		return -ENOMEM;
 	}
+	so->pidfd = -1;
 	so->m = m;
 	so->id = s->id;
 	so->s = s;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "iopfd/batch.h"
@@ -35,6 +36,20 @@ static int reply_no_space(sd_varlink *link, struct manager *m, uint64_t id) {
 	                       SD_JSON_BUILD_OBJECT(SD_JSON_BUILD_PAIR_UNSIGNED("space", id)));
 }
 
+/* Whether the socket behind fd is a relay queue already (each socket has an
+ * inode of its own). */
+static bool relay_registered(struct manager *m, int fd) {
+	struct stat a, b;
+	if (fstat(fd, &a) < 0)
+		return false;
+	struct queue_obj *qo;
+	cds_list_for_each_entry(qo, &m->queues, node)
+		if (qo->q->kind == IOPF_TRANSPORT_RELAY && qo->q->fd >= 0 && fstat(qo->q->fd, &b) == 0 &&
+		    a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+			return true;
+	return false;
+}
+
 struct register_args {
 	int64_t fd_index;
 	const char *transport;
@@ -61,12 +76,12 @@ int vl_method_register_queue(sd_varlink *link, sd_json_variant *p, sd_varlink_me
 	if (m->shutting_down)
 		return vl_reply_error(link, m, VL_SHUTTING_DOWN, NULL);
 	if (a.name && strlen(a.name) > 255)
-		return sd_varlink_error_invalid_parameter_name(link, "name");
+		return vl_invalid_parameter(link, m, "name");
 	int want = -1;
 	if (a.transport) {
 		want = iopf_transport_kind_from_str(a.transport);
 		if (want < 0)
-			return sd_varlink_error_invalid_parameter_name(link, "transport");
+			return vl_invalid_parameter(link, m, "transport");
 	}
 	struct uid_usage *u = uid_usage_get(m, c->uid);
 	if (!u)
@@ -91,6 +106,9 @@ int vl_method_register_queue(sd_varlink *link, sd_json_variant *p, sd_varlink_me
 		why = "cannot be examined";
 	else if (want >= 0 && kind != want)
 		why = want == IOPF_TRANSPORT_RELAY ? "not a relay socket" : "not an iommufd fault queue";
+	else if (kind == IOPF_TRANSPORT_RELAY && relay_registered(m, fd))
+		/* Two readers would split one stream between them. */
+		why = "this socket is registered already";
 	if (why) {
 		close(fd);
 		return vl_reply_errorb(link, m, VL_BAD_FD,

@@ -68,6 +68,11 @@ int vl_dispatch(sd_varlink *link, struct manager *m, sd_json_variant *parameters
 	return sd_varlink_error_invalid_parameter(link, parameters);
 }
 
+int vl_invalid_parameter(sd_varlink *link, struct manager *m, const char *name) {
+	m->request_errors[VL_INVALID_PARAMETER]++;
+	return sd_varlink_error_invalid_parameter_name(link, name);
+}
+
 int vl_take_fd(sd_varlink *link, struct manager *m, int64_t idx, const char *param) {
 	int fd = idx < 0 ? -EBADF : sd_varlink_take_fd(link, (size_t)idx);
 	if (fd < 0) {
@@ -113,6 +118,19 @@ int vl_peer_pidfd(sd_varlink *link) {
 		return -1;
 	}
 	return fcntl(fd, F_DUPFD_CLOEXEC, 3);
+}
+
+int varlink_server_add_connection(struct manager *m, int fd) {
+	sd_varlink *link = NULL;
+	int r = sd_varlink_server_add_connection(m->server, fd, &link);
+	if (r < 0)
+		return r;
+	/* The server runs its connect hook only for sockets it accepted; this
+	 * one must allow fds before its first message is read. */
+	r = on_connect(m->server, link, m);
+	if (r < 0)
+		sd_varlink_close(link);
+	return r;
 }
 
 struct client *vl_client(sd_varlink *link) {

@@ -88,9 +88,9 @@ int vl_method_create_space(sd_varlink *link, sd_json_variant *p, sd_varlink_meth
 		return vl_reply_error(link, m, VL_SHUTTING_DOWN, NULL);
 	int backend = iopf_backend_kind_from_str(a.backend);
 	if (backend < 0)
-		return sd_varlink_error_invalid_parameter_name(link, "backend");
+		return vl_invalid_parameter(link, m, "backend");
 	if (a.name && strlen(a.name) > 255)
-		return sd_varlink_error_invalid_parameter_name(link, "name");
+		return vl_invalid_parameter(link, m, "name");
 	if (a.page_size > UINT32_MAX)
 		return reply_reason(link, m, VL_INVALID_CONFIGURATION, "pageSize too large");
 
@@ -205,7 +205,7 @@ int vl_method_add_region(sd_varlink *link, sd_json_variant *p, sd_varlink_method
 		uint32_t bit = !s ? 0 : !strcmp(s, "read") ? IOPF_PERM_READ : !strcmp(s, "write") ? IOPF_PERM_WRITE
 		             : !strcmp(s, "exec") ? IOPF_PERM_EXEC : !strcmp(s, "priv") ? IOPF_PERM_PRIV : 0;
 		if (!bit)
-			return sd_varlink_error_invalid_parameter_name(link, "access");
+			return vl_invalid_parameter(link, m, "access");
 		perm |= bit;
 	}
 	struct space_obj *so = touch_space(link, c, a.space);

@@ -82,6 +82,7 @@ int stats_build(struct manager *m, sd_json_variant **ret) {
 			SD_JSON_BUILD_PAIR_UNSIGNED("writes", c.writes),
 			SD_JSON_BUILD_PAIR_UNSIGNED("writeRejects", c.write_rejects),
 			SD_JSON_BUILD_PAIR_UNSIGNED("protocolErrors", c.protocol_errors),
+			SD_JSON_BUILD_PAIR_UNSIGNED("hangups", c.hangups),
 			SD_JSON_BUILD_PAIR_UNSIGNED("ioErrors", c.read_errors + c.write_errors),
 			SD_JSON_BUILD_PAIR_UNSIGNED("pinned", pinned),
 			SD_JSON_BUILD_PAIR_REAL("p50us", (double)iopf_hist_quantile(&h, 0.5) / 1000.0),
@@ -146,7 +147,7 @@ int vl_method_monitor(sd_varlink *link, sd_json_variant *p, sd_varlink_method_fl
 	if (!(f & SD_VARLINK_METHOD_MORE))
 		return sd_varlink_error(link, "org.varlink.service.ExpectedMore", NULL);
 	if (interval < 100 || interval > 3600 * 1000)
-		return sd_varlink_error_invalid_parameter_name(link, "intervalMs");
+		return vl_invalid_parameter(link, m, "intervalMs");
 	struct monitor *mon = calloc(1, sizeof(*mon));
 	if (!mon)
 		return -ENOMEM;

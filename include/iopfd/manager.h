@@ -158,6 +158,7 @@ struct manager {
 	pthread_mutex_t closed_lock;
 	struct closed_note *closed;
 	size_t n_closed, cap_closed;
+	bool closed_overflow;
 
 	sd_event_source *status_timer;
 	uint64_t status_last_groups, status_last_usec;
@@ -214,6 +215,10 @@ void state_save(struct manager *m);
 
 /* varlink-server.c */
 int varlink_server_setup(struct manager *m);
+/* A connected socket as a client connection, set up as if accepted. */
+int varlink_server_add_connection(struct manager *m, int fd);
+/* Reply InvalidParameter naming `name` (counted). */
+int vl_invalid_parameter(sd_varlink *link, struct manager *m, const char *name);
 /* The caller of a method; made on first use for connections the server was
  * handed directly (manager_add_connection), which skip the connect hook.
  * NULL only when out of memory or the peer cannot be identified. */

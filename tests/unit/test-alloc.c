@@ -557,15 +557,12 @@ Test(alloc, engine_new_one_worker) {
 }
 
 /*
- * BUG (daemon/engine.c, not fixed here): when worker i fails to initialize,
- * iopf_engine_new() frees the engine through iopf_engine_free(), which runs
- * worker_fini() on every configured worker, including those after i that
- * were never initialized: their epfd and evfd are 0 (calloc), so it closes
- * fd 0 twice. With two workers, failing the first worker's first allocation
- * shows it. Enable once engine.c initializes every worker's fds to -1 (or
- * frees only the workers it initialized).
+ * When worker i fails to initialize, the cleanup runs on every configured
+ * worker, including those after i that were never set up: their fds must
+ * read "none", not 0 (it once closed fd 0 twice). With two workers, failing
+ * the first worker's first allocation shows it.
  */
-Test(alloc, engine_new_two_workers, .disabled = true) {
+Test(alloc, engine_new_two_workers) {
 	hold_fd0();
 	struct engine_ctx c = {.workers = 2};
 	struct loop l = {"iopf_engine_new (2 workers)", NULL, op_engine_new, check_engine_new, &c};
@@ -864,15 +861,12 @@ static const struct method_case persistent_cases[] = {
 };
 
 /*
- * BUG (daemon/objects.c, or the handlers in varlink-queues.c and
- * varlink-spaces.c; not fixed here): CreateSpace and RegisterQueue with
- * persistent=true take a pidfd of the caller (vl_peer_pidfd) and hand it
- * to space_obj_add()/queue_obj_add(), which own it on success but leak it
- * when they fail (calloc, strdup, or the engine refusing the queue): one fd
- * per failed call. Enable once the *_obj_add() functions close o->pidfd on
- * every error path.
+ * CreateSpace and RegisterQueue with persistent=true take a pidfd of the
+ * caller and hand it to space_obj_add()/queue_obj_add(), which own it on
+ * every path: a failed call (calloc, strdup, the engine refusing the
+ * queue) must not leak it (it once leaked one fd per failed call).
  */
-Test(varlink_alloc, persistent_objects, .disabled = true) {
+Test(varlink_alloc, persistent_objects) {
 	for (size_t i = 0; i < sizeof(persistent_cases) / sizeof(persistent_cases[0]); i++) {
 		method_loop(&persistent_cases[i], false);
 		method_loop(&persistent_cases[i], true);
@@ -880,19 +874,13 @@ Test(varlink_alloc, persistent_objects, .disabled = true) {
 }
 
 /*
- * BUG (daemon/manager.c, not fixed here): manager_add_connection() hands the
- * socket to sd-varlink without the connect hook, and the hook is what
- * allows fd passing on a link (vl_client() runs it lazily, inside the first
- * method call, after sd-varlink has already received that call's fds and,
- * not allowed to take them, dropped them). So the first call on such a
- * connection never sees its fds: RegisterQueue answers BadFileDescriptor
- * for a good relay socket. The fuzzer's connections are all made this way
- * (tests/fuzz/fuzz-varlink.c), so its fd-passing paths never ran. Enable
- * once manager_add_connection() takes the new link (the third argument of
- * sd_varlink_server_add_connection) and sets it up like a connection the
- * server accepted.
+ * A connection handed to the server directly (manager_add_connection(), as
+ * the fuzzer makes them) must allow fds before its first message: the
+ * server's connect hook runs only for sockets it accepted, and a hook run
+ * lazily inside the first call came after sd-varlink had dropped that
+ * call's fds.
  */
-Test(varlink_alloc, fds_with_the_first_call, .disabled = true) {
+Test(varlink_alloc, fds_with_the_first_call) {
 	struct conn c;
 	conn_open(&c);
 	int sv[2];

@@ -850,14 +850,11 @@ Test(inject, relay_backlog_without_memory) {
 
 #ifndef IOPFD_TEST_LITE
 /*
- * BUG (daemon/engine.c, not fixed here): a worker that cannot keep a relay's
- * partial group for the next read (keep_remainder() fails: out of memory,
- * when the engine has no journal or the journal's carry slots are all
- * taken) drops the queue as io-error without counting anything: neither
- * read_errors nor write_errors moves, so Statistics' ioErrors misses it.
- * Enable once process() counts that drop.
+ * A worker that cannot keep a relay's partial group for the next read (out
+ * of memory, when there is no journal or its carry slots are all taken)
+ * drops the queue as io-error, and counts it.
  */
-Test(inject, partial_group_without_memory, .disabled = true) {
+Test(inject, partial_group_without_memory) {
 	struct iopf_space *s = none_space(1);
 	bind_dev(1, 1, s);
 	int sv[2];
