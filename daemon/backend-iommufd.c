@@ -48,21 +48,15 @@ static int iommufd_init(struct iopf_space *s) {
 	return 0;
 }
 
+/* The daemon's own shared mapping of the region: only needed where
+ * MAP_FILE is missing, but cheap (nothing is populated until a window is
+ * mapped). The mlock backend keeps exactly this mapping. */
 static int iommufd_attach(struct iopf_space *s, struct iopf_region *r) {
-	/* Only needed where MAP_FILE is missing, but cheap: nothing is
-	 * populated until a window is mapped. */
-	int prot = PROT_READ | ((r->perm & IOPF_PERM_WRITE) ? PROT_WRITE : 0);
-	void *base = mmap(NULL, r->length, prot, MAP_SHARED, r->memfd, (off_t)r->offset);
-	if (base == MAP_FAILED)
-		return -errno;
-	r->backend_data = base;
-	return 0;
+	return iopf_backend_mlock.attach_region(s, r);
 }
 
 static void iommufd_detach(struct iopf_space *s, struct iopf_region *r) {
-	if (r->backend_data)
-		munmap(r->backend_data, r->length);
-	r->backend_data = NULL;
+	iopf_backend_mlock.detach_region(s, r);
 }
 
 static uint32_t map_flags(const struct iopf_region *r) {

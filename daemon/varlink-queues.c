@@ -26,16 +26,6 @@ static int dispatch_pasid(const char *name, sd_json_variant *v, sd_json_dispatch
 	return 0;
 }
 
-static int reply_no_queue(sd_varlink *link, struct manager *m, uint64_t id) {
-	return vl_reply_errorb(link, m, VL_NO_SUCH_QUEUE,
-	                       SD_JSON_BUILD_OBJECT(SD_JSON_BUILD_PAIR_UNSIGNED("queue", id)));
-}
-
-static int reply_no_space(sd_varlink *link, struct manager *m, uint64_t id) {
-	return vl_reply_errorb(link, m, VL_NO_SUCH_SPACE,
-	                       SD_JSON_BUILD_OBJECT(SD_JSON_BUILD_PAIR_UNSIGNED("space", id)));
-}
-
 /* Whether the socket behind fd is a relay queue already (each socket has an
  * inode of its own). */
 static bool relay_registered(struct manager *m, int fd) {
@@ -135,33 +125,6 @@ int vl_method_register_queue(sd_varlink *link, sd_json_variant *p, sd_varlink_me
 	                          SD_JSON_BUILD_PAIR_STRING("transport", iopf_transport_kind_str(q->kind)));
 }
 
-/* Find a queue the caller may touch, or reply with why not. */
-static struct queue_obj *touch_queue(sd_varlink *link, struct client *c, uint64_t id) {
-	struct queue_obj *qo = id <= UINT32_MAX ? queue_obj_find(c->m, (uint32_t)id) : NULL;
-	if (!qo) {
-		reply_no_queue(link, c->m, id);
-		return NULL;
-	}
-	if (!client_may_touch(c, qo->uid)) {
-		vl_reply_error(link, c->m, VL_PERMISSION_DENIED, NULL);
-		return NULL;
-	}
-	return qo;
-}
-
-static struct space_obj *touch_space(sd_varlink *link, struct client *c, uint64_t id) {
-	struct space_obj *so = space_obj_find(c->m, id);
-	if (!so) {
-		reply_no_space(link, c->m, id);
-		return NULL;
-	}
-	if (!client_may_touch(c, so->uid)) {
-		vl_reply_error(link, c->m, VL_PERMISSION_DENIED, NULL);
-		return NULL;
-	}
-	return so;
-}
-
 int vl_method_unregister_queue(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
 	struct client *c = vl_client(link);
 	if (!c)
@@ -174,7 +137,7 @@ int vl_method_unregister_queue(sd_varlink *link, sd_json_variant *p, sd_varlink_
 	int r = vl_dispatch(link, c->m, p, table, &id);
 	if (r != 0)
 		return r;
-	struct queue_obj *qo = touch_queue(link, c, id);
+	struct queue_obj *qo = vl_touch_queue(link, c, id);
 	if (!qo)
 		return 0;
 	log_info("queue %u unregistered", qo->id);
@@ -204,10 +167,10 @@ int vl_method_bind(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags
 	int r = vl_dispatch(link, c->m, p, table, &a);
 	if (r != 0)
 		return r;
-	struct queue_obj *qo = touch_queue(link, c, a.queue);
+	struct queue_obj *qo = vl_touch_queue(link, c, a.queue);
 	if (!qo)
 		return 0;
-	struct space_obj *so = touch_space(link, c, a.space);
+	struct space_obj *so = vl_touch_space(link, c, a.space);
 	if (!so)
 		return 0;
 	struct iopf_binding_key k = {.queue_id = qo->id, .dev_id = a.device, .pasid = a.pasid};
@@ -235,7 +198,7 @@ int vl_method_unbind(sd_varlink *link, sd_json_variant *p, sd_varlink_method_fla
 	int r = vl_dispatch(link, c->m, p, table, &a);
 	if (r != 0)
 		return r;
-	struct queue_obj *qo = touch_queue(link, c, a.queue);
+	struct queue_obj *qo = vl_touch_queue(link, c, a.queue);
 	if (!qo)
 		return 0;
 	struct iopf_binding_key k = {.queue_id = qo->id, .dev_id = a.device, .pasid = a.pasid};

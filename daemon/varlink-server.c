@@ -110,6 +110,43 @@ static int on_connect(sd_varlink_server *s, sd_varlink *link, void *userdata) {
 	return 0;
 }
 
+static int reply_no_queue(sd_varlink *link, struct manager *m, uint64_t id) {
+	return vl_reply_errorb(link, m, VL_NO_SUCH_QUEUE,
+	                       SD_JSON_BUILD_OBJECT(SD_JSON_BUILD_PAIR_UNSIGNED("queue", id)));
+}
+
+static int reply_no_space(sd_varlink *link, struct manager *m, uint64_t id) {
+	return vl_reply_errorb(link, m, VL_NO_SUCH_SPACE,
+	                       SD_JSON_BUILD_OBJECT(SD_JSON_BUILD_PAIR_UNSIGNED("space", id)));
+}
+
+/* Find a queue the caller may touch, or reply with why not. */
+struct queue_obj *vl_touch_queue(sd_varlink *link, struct client *c, uint64_t id) {
+	struct queue_obj *qo = id <= UINT32_MAX ? queue_obj_find(c->m, (uint32_t)id) : NULL;
+	if (!qo) {
+		reply_no_queue(link, c->m, id);
+		return NULL;
+	}
+	if (!client_may_touch(c, qo->uid)) {
+		vl_reply_error(link, c->m, VL_PERMISSION_DENIED, NULL);
+		return NULL;
+	}
+	return qo;
+}
+
+struct space_obj *vl_touch_space(sd_varlink *link, struct client *c, uint64_t id) {
+	struct space_obj *so = space_obj_find(c->m, id);
+	if (!so) {
+		reply_no_space(link, c->m, id);
+		return NULL;
+	}
+	if (!client_may_touch(c, so->uid)) {
+		vl_reply_error(link, c->m, VL_PERMISSION_DENIED, NULL);
+		return NULL;
+	}
+	return so;
+}
+
 int vl_peer_pidfd(sd_varlink *link) {
 	/* The link owns its pidfd: keep a copy of our own. */
 	int fd = sd_varlink_get_peer_pidfd(link);

@@ -28,19 +28,6 @@ static int dispatch_opt_i64(const char *name, sd_json_variant *v, sd_json_dispat
 	return 0;
 }
 
-static struct space_obj *touch_space(sd_varlink *link, struct client *c, uint64_t id) {
-	struct space_obj *so = space_obj_find(c->m, id);
-	if (!so) {
-		vl_reply_errorb(link, c->m, VL_NO_SUCH_SPACE, SD_JSON_BUILD_OBJECT(SD_JSON_BUILD_PAIR_UNSIGNED("space", id)));
-		return NULL;
-	}
-	if (!client_may_touch(c, so->uid)) {
-		vl_reply_error(link, c->m, VL_PERMISSION_DENIED, NULL);
-		return NULL;
-	}
-	return so;
-}
-
 static int reply_reason(sd_varlink *link, struct manager *m, enum vl_error e, const char *reason) {
 	return vl_reply_errorb(link, m, e, SD_JSON_BUILD_OBJECT(SD_JSON_BUILD_PAIR_STRING("reason", reason)));
 }
@@ -164,7 +151,7 @@ int vl_method_destroy_space(sd_varlink *link, sd_json_variant *p, sd_varlink_met
 	int r = vl_dispatch(link, c->m, p, table, &id);
 	if (r != 0)
 		return r;
-	struct space_obj *so = touch_space(link, c, id);
+	struct space_obj *so = vl_touch_space(link, c, id);
 	if (!so)
 		return 0;
 	log_info("space %lu destroyed", (unsigned long)so->id);
@@ -208,7 +195,7 @@ int vl_method_add_region(sd_varlink *link, sd_json_variant *p, sd_varlink_method
 			return vl_invalid_parameter(link, m, "access");
 		perm |= bit;
 	}
-	struct space_obj *so = touch_space(link, c, a.space);
+	struct space_obj *so = vl_touch_space(link, c, a.space);
 	if (!so)
 		return 0;
 	struct uid_usage *u = uid_usage_get(m, so->uid);
@@ -272,7 +259,7 @@ int vl_method_remove_region(sd_varlink *link, sd_json_variant *p, sd_varlink_met
 	int r = vl_dispatch(link, c->m, p, table, &a);
 	if (r != 0)
 		return r;
-	struct space_obj *so = touch_space(link, c, a.space);
+	struct space_obj *so = vl_touch_space(link, c, a.space);
 	if (!so)
 		return 0;
 	/* Unpublished, a grace period, then everything pinned in it unmapped:

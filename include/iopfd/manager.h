@@ -217,6 +217,10 @@ void state_save(struct manager *m);
 int varlink_server_setup(struct manager *m);
 /* A connected socket as a client connection, set up as if accepted. */
 int varlink_server_add_connection(struct manager *m, int fd);
+/* The queue or space of that id if the caller may touch it; else the call
+ * has been answered (NoSuchQueue/NoSuchSpace or PermissionDenied), NULL. */
+struct queue_obj *vl_touch_queue(sd_varlink *link, struct client *c, uint64_t id);
+struct space_obj *vl_touch_space(sd_varlink *link, struct client *c, uint64_t id);
 /* Reply InvalidParameter naming `name` (counted). */
 int vl_invalid_parameter(sd_varlink *link, struct manager *m, const char *name);
 /* The caller of a method; made on first use for connections the server was
