@@ -189,7 +189,7 @@ struct peer {
 
 /* Its own client, space (none backend, windows up to 16 pages) and relay
  * queue; device 0 without PASID and device 1 with PASID 5 are bound. */
-static void peer_open(struct peer *p) {
+static void peer_open_keep(struct peer *p, int *theirs) {
 	const char *err = NULL;
 	p->v = daemon_connect(&d);
 	cr_assert_eq(iopfc_create_space(p->v, "none", 1 << 30, PG, 16 * PG, -1, 0, &p->space, &err), 0, "%s", err);
@@ -198,10 +198,17 @@ static void peer_open(struct peer *p) {
 	int sv[2];
 	relay_pair(sv);
 	cr_assert_eq(iopfc_register_queue(p->v, sv[0], "relay", "hostile", &p->queue, &err), 0, "%s", err);
-	close(sv[0]);
+	if (theirs)
+		*theirs = sv[0]; /* kept open, the peer is never seen dropped */
+	else
+		close(sv[0]);
 	p->fd = sv[1];
 	cr_assert_eq(iopfc_bind(p->v, p->queue, 0, IOPFC_PASID_NONE, p->space, &err), 0, "%s", err);
 	cr_assert_eq(iopfc_bind(p->v, p->queue, 1, 5, p->space, &err), 0, "%s", err);
+}
+
+static void peer_open(struct peer *p) {
+	peer_open_keep(p, NULL);
 }
 
 static void peer_close(struct peer *p) {
@@ -816,6 +823,28 @@ static void row_unconnected_queue(struct victim *vi, const struct row *row) {
 	close(fd);
 }
 
+/* The daemon's end of a registered relay, passed again by its owner and by
+ * another client: two readers would split one stream between them. */
+static void row_relay_twice(struct victim *vi, const struct row *row) {
+	struct peer p;
+	int theirs;
+	peer_open_keep(&p, &theirs);
+	sd_varlink *other = daemon_connect(&d);
+	struct counters c0 = counters();
+	expect_error(p.v, "io.iopfd.RegisterQueue", "{\"fdIndex\":0}", theirs, "io.iopfd.BadFileDescriptor", row->input);
+	expect_error(other, "io.iopfd.RegisterQueue", "{\"fdIndex\":0}", theirs, "io.iopfd.BadFileDescriptor",
+	             row->input);
+	delta_eq(counters().request[E_BAD_FD], c0.request[E_BAD_FD], 2, row->input,
+	         "requestErrors.io.iopfd.BadFileDescriptor");
+	cr_assert_eq(queue_listed(p.v, p.queue), 1, "%s: the first registration stands", row->input);
+	/* The first registration serves on. */
+	iopf_record r = rec(LAST, 1, 1);
+	relay_case(&p, &r, sizeof(r), (struct outcome){1, IOMMUFD_PAGE_RESP_SUCCESS, false}, row->input);
+	close(theirs);
+	sd_varlink_unref(other);
+	peer_close(&p);
+}
+
 static void region_refused(const struct row *row, int fd, uint32_t access, const char *backend, const char *want,
                            int counter) {
 	sd_varlink *v = daemon_connect(&d);
@@ -1050,6 +1079,8 @@ static const struct row rows[] = {
 	{"AF_UNIX datagram socket as relay", "BadFileDescriptor; requestErrors +1", row_dgram_queue},
 	{"listening AF_UNIX socket as relay", "BadFileDescriptor; requestErrors +1", row_listening_queue},
 	{"unconnected AF_UNIX stream socket", "BadFileDescriptor; requestErrors +1", row_unconnected_queue},
+	{"a registered relay socket again, by its owner and by another client",
+	 "BadFileDescriptor x2; requestErrors +2; the first registration serves on", row_relay_twice},
 	{"fdIndex -1 and 2^63-1", "BadFileDescriptor; requestErrors +2", row_fd_index},
 	{"regular file on disk as memory", "BadFileDescriptor; requestErrors +1", row_regular_file_memory},
 	{"tmpfs file (not a memfd) as memory", "UnsealedMemory (born F_SEAL_SEAL); requestErrors +1",
