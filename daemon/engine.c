@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -25,6 +26,7 @@ enum cmd_type {
 	CMD_QUIT,
 	CMD_PING, /* asynchronous: the worker counts it and frees it */
 	CMD_HANG, /* fault injection: the worker stops for good */
+	CMD_DIE_ANSWERING, /* fault injection: the process dies in the ANSWERING window */
 };
 
 struct iopf_cmd {
@@ -49,6 +51,7 @@ struct iopf_worker {
 	uint64_t pongs;    /* written by the worker, read by the control side */
 	struct cds_list_head queues;
 	bool quit;
+	bool die_answering; /* CMD_DIE_ANSWERING came */
 
 	struct iopf_counters c;
 	struct iopf_hist service; /* per group: read returned -> response written */
@@ -177,9 +180,12 @@ static void journal_backlog(struct iopf_worker *w, struct iopf_queue *q) {
 }
 
 /* The batch's responses are about to be written. */
-static void journal_answering(struct iopf_worker *w) {
-	if (w->slot)
-		__atomic_store_n(&w->slot->state, IOPF_JSLOT_ANSWERING, __ATOMIC_RELEASE);
+static void journal_answering(struct iopf_worker *w, const struct iopf_queue *q) {
+	if (!w->slot)
+		return;
+	__atomic_store_n(&w->slot->state, IOPF_JSLOT_ANSWERING, __ATOMIC_RELEASE);
+	if (w->die_answering && !q->ops->stream)
+		kill(getpid(), SIGKILL); /* the window journal.h describes, made wide */
 }
 
 /* A read into the slot after its first `have` bytes is about to start. */
@@ -297,7 +303,7 @@ static enum iopf_queue_close process(struct iopf_worker *w, struct iopf_queue *q
 	}
 	/* ANSWERING before the write: a kill during the write lets it finish
 	 * (see journal.h); whatever the peer did not take is journaled next. */
-	journal_answering(w);
+	journal_answering(w, q);
 	int wr = n ? q->ops->respond(q, w->resp, n, &w->c) : 0;
 	if (q->out_len != q->out_off || q->out_carry >= 0)
 		journal_backlog(w, q);
@@ -450,6 +456,10 @@ static void handle_commands(struct iopf_worker *w) {
 			free(cmd);
 			for (;;)
 				pause();
+		case CMD_DIE_ANSWERING:
+			w->die_answering = true;
+			free(cmd);
+			continue;
 		}
 		sem_post(&cmd->done);
 	}
@@ -721,6 +731,17 @@ int iopf_engine_inject_hang(struct iopf_engine *e, unsigned index) {
 		return -ENOMEM;
 	cmd->type = CMD_HANG;
 	post_cmd(&e->w[index], cmd);
+	return 0;
+}
+
+int iopf_engine_inject_die_answering(struct iopf_engine *e) {
+	for (unsigned i = 0; i < e->n_workers; i++) {
+		struct iopf_cmd *cmd = calloc(1, sizeof(*cmd));
+		if (!cmd)
+			return -ENOMEM;
+		cmd->type = CMD_DIE_ANSWERING;
+		post_cmd(&e->w[i], cmd);
+	}
 	return 0;
 }
 

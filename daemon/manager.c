@@ -139,6 +139,12 @@ static int on_hang_request(sd_event_source *s, const struct signalfd_siginfo *si
 	return iopf_engine_inject_hang(m->engine, 0);
 }
 
+static int on_die_answering_request(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+	struct manager *m = userdata;
+	log_warning("fault injection: the next kernel batch kills iopfd before its answers are written");
+	return iopf_engine_inject_die_answering(m->engine);
+}
+
 static int on_term(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
 	struct manager *m = userdata;
 	log_info("received %s: answering everything in flight and stopping",
@@ -184,6 +190,11 @@ int manager_startup(struct manager *m) {
 		r = sd_event_add_signal(m->event, NULL, SIGUSR2 | SD_EVENT_SIGNAL_PROCMASK, on_hang_request, m);
 		if (r < 0)
 			return log_error_errno(r, "Failed to watch SIGUSR2: %m");
+	}
+	if (getenv("IOPFD_TEST_DIE_ANSWERING_ON_SIGUSR1")) {
+		r = sd_event_add_signal(m->event, NULL, SIGUSR1 | SD_EVENT_SIGNAL_PROCMASK, on_die_answering_request, m);
+		if (r < 0)
+			return log_error_errno(r, "Failed to watch SIGUSR1: %m");
 	}
 	signal(SIGPIPE, SIG_IGN);
 	/* Pings the watchdog at half of WATCHDOG_USEC while the loop runs: a

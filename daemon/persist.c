@@ -33,6 +33,8 @@ enum pending_kind {
 	PENDING_BATCH,     /* a batch read and not answered: resolve and answer it */
 	PENDING_PARTIAL,   /* the start of a partial group: carry it to the next read */
 	PENDING_RESPONSES, /* answers a relay peer had not taken: send them */
+	PENDING_REANSWER,  /* a kernel queue's batch whose answers were being
+	                    * written: answer it again, last (see persist_restore) */
 };
 
 struct pending {
@@ -227,12 +229,17 @@ static void journal_copy_out(const struct iopf_journal *j) {
 			 * poison begins. A kernel queue returns whole records. */
 			len = iopf_journal_reading_len(j, s, !s->stream);
 		}
-		if ((state == IOPF_JSLOT_READ || state == IOPF_JSLOT_READING) && len > 0 && len <= j->h->slot_bytes) {
+		/* Killed while answering a kernel queue: whether the write
+		 * happened is unknown, and the kernel can tell. */
+		bool reanswer = state == IOPF_JSLOT_ANSWERING && !s->stream;
+		if ((state == IOPF_JSLOT_READ || state == IOPF_JSLOT_READING || reanswer) && len > 0 &&
+		    len <= j->h->slot_bytes) {
 			struct pending *p = realloc(pending, (n_pending + 1) * sizeof(*p));
 			if (!p)
 				return;
 			pending = p;
-			pending[n_pending] = (struct pending){.queue_id = s->queue_id, .kind = PENDING_BATCH, .len = len};
+			pending[n_pending] = (struct pending){
+				.queue_id = s->queue_id, .kind = reanswer ? PENDING_REANSWER : PENDING_BATCH, .len = len};
 			pending[n_pending].data = aligned_alloc(64, (len + 63) & ~(size_t)63);
 			if (pending[n_pending].data)
 				memcpy(pending[n_pending++].data, s->data, len);
@@ -380,9 +387,11 @@ static void restore_space(struct manager *m, sd_json_variant *o) {
 	m->restored_objects++;
 }
 
-/* Answer the groups a batch held, re-resolved; keep a trailing partial group. */
-static void recover_batch(struct manager *m, struct iopf_queue *q, const struct pending *p,
-                          struct iopf_resolver *res, struct iopf_counters *c) {
+/* Answer the groups a batch held, re-resolved; keep a trailing partial
+ * group. Returns how many groups were answered. */
+static size_t recover_batch(struct iopf_queue *q, const struct pending *p, struct iopf_resolver *res,
+                            struct iopf_counters *c) {
+	size_t n = 0;
 	size_t max = p->len / IOPF_RECORD_SIZE + 1;
 	struct iopf_group *groups = calloc(max, sizeof(*groups));
 	iopf_response *resp = calloc(max, sizeof(*resp));
@@ -390,7 +399,6 @@ static void recover_batch(struct manager *m, struct iopf_queue *q, const struct 
 		goto out;
 	struct iopf_batch b;
 	iopf_batch_parse(p->data, p->len, JOURNAL_CARRY_BYTES / IOPF_RECORD_SIZE, groups, max, &b);
-	size_t n = 0;
 	iopf_rcu_read_lock();
 	iopf_resolver_begin(res);
 	for (size_t i = 0; i < b.n_groups; i++) {
@@ -402,7 +410,6 @@ static void recover_batch(struct manager *m, struct iopf_queue *q, const struct 
 		q->ops->respond(q, resp, n, c);
 	iopf_resolver_end(res);
 	iopf_rcu_read_unlock();
-	m->recovered_groups += n;
 	if (q->ops->stream && b.consumed < p->len && (q->rem = malloc(p->len - b.consumed))) {
 		memcpy(q->rem, p->data + b.consumed, p->len - b.consumed);
 		q->rem_len = q->rem_cap = p->len - b.consumed;
@@ -410,6 +417,17 @@ static void recover_batch(struct manager *m, struct iopf_queue *q, const struct 
 out:
 	free(groups);
 	free(resp);
+	return n;
+}
+
+/* The order recovery goes in. Answers already made first; then what was
+ * read and not answered; last the batches that were being answered, whose
+ * answers the kernel may have taken: it refuses a cookie it does not hold,
+ * and it gives a cookie out again only after taking its answer, so a
+ * cookie reused by a batch read later has been answered by then and the
+ * old answer is refused rather than taken for the new group. */
+static int recovery_pass(enum pending_kind k) {
+	return k == PENDING_RESPONSES ? 0 : k == PENDING_REANSWER ? 2 : 1;
 }
 
 int persist_restore(struct manager *m) {
@@ -483,12 +501,13 @@ int persist_restore(struct manager *m) {
 	 * then the batches it had not answered. */
 	if (n_pending) {
 		struct iopf_counters c = {0};
+		uint64_t reanswer_refused = 0;
 		struct iopf_resolver res;
 		if (iopf_resolver_init(&res, iopf_engine_bindings(m->engine), JOURNAL_SLOT_BYTES / IOPF_RECORD_SIZE, &c) == 0) {
-			for (int pass = 0; pass < 2; pass++)
+			for (int pass = 0; pass < 3; pass++)
 				for (size_t i = 0; i < n_pending; i++) {
 					struct pending *p = &pending[i];
-					if ((pass == 0) != (p->kind == PENDING_RESPONSES))
+					if (recovery_pass(p->kind) != pass)
 						continue;
 					struct iopf_queue *q = NULL;
 					for (size_t k = 0; k < n_restored; k++)
@@ -503,7 +522,12 @@ int persist_restore(struct manager *m) {
 						q->ops->respond(q, (const iopf_response *)p->data, p->len / sizeof(iopf_response), &c);
 						m->recovered_groups += p->len / sizeof(iopf_response);
 					} else if (p->kind == PENDING_BATCH) {
-						recover_batch(m, q, p, &res, &c);
+						m->recovered_groups += recover_batch(q, p, &res, &c);
+					} else if (p->kind == PENDING_REANSWER) {
+						struct iopf_counters rc = {0};
+						size_t n = recover_batch(q, p, &res, &rc);
+						m->reanswered_groups += n - rc.write_rejects;
+						reanswer_refused += rc.write_rejects;
 					} else if ((q->rem = malloc(p->len))) {
 						memcpy(q->rem, p->data, p->len);
 						q->rem_len = q->rem_cap = p->len;
@@ -512,6 +536,10 @@ int persist_restore(struct manager *m) {
 			iopf_resolver_fini(&res);
 		}
 		log_info("journal: %lu groups read by the previous daemon answered", (unsigned long)m->recovered_groups);
+		if (m->reanswered_groups || reanswer_refused)
+			log_info("journal: %lu groups whose answers were being written answered again; the kernel had "
+			         "taken %lu already",
+			         (unsigned long)m->reanswered_groups, (unsigned long)reanswer_refused);
 	}
 	for (size_t i = 0; i < n_pending; i++)
 		free(pending[i].data);

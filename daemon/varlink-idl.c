@@ -146,7 +146,9 @@ static SD_VARLINK_DEFINE_STRUCT_TYPE(
 	SD_VARLINK_FIELD_COMMENT("Persistent objects this daemon took back from its predecessor."),
 	SD_VARLINK_DEFINE_FIELD(restoredObjects, SD_VARLINK_INT, 0),
 	SD_VARLINK_FIELD_COMMENT("Groups its predecessor read but had not answered, answered from the journal at start."),
-	SD_VARLINK_DEFINE_FIELD(recoveredGroups, SD_VARLINK_INT, 0));
+	SD_VARLINK_DEFINE_FIELD(recoveredGroups, SD_VARLINK_INT, 0),
+	SD_VARLINK_FIELD_COMMENT("Groups of a kernel queue whose answers were being written when its predecessor died, answered again at start and taken by the kernel (it refuses those it already had)."),
+	SD_VARLINK_DEFINE_FIELD(reansweredGroups, SD_VARLINK_INT, 0));
 
 static SD_VARLINK_DEFINE_METHOD(
 	RegisterQueue,

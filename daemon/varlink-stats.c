@@ -91,7 +91,8 @@ int stats_build(struct manager *m, sd_json_variant **ret) {
 			SD_JSON_BUILD_PAIR_CONDITION(!!errors, "requestErrors", SD_JSON_BUILD_VARIANT(errors)),
 			SD_JSON_BUILD_PAIR_CONDITION(!errors, "requestErrors", SD_JSON_BUILD_EMPTY_OBJECT),
 			SD_JSON_BUILD_PAIR_UNSIGNED("restoredObjects", m->restored_objects),
-			SD_JSON_BUILD_PAIR_UNSIGNED("recoveredGroups", m->recovered_groups));
+			SD_JSON_BUILD_PAIR_UNSIGNED("recoveredGroups", m->recovered_groups),
+			SD_JSON_BUILD_PAIR_UNSIGNED("reansweredGroups", m->reanswered_groups));
 	sd_json_variant_unref(invalid);
 	sd_json_variant_unref(errors);
 	return r;

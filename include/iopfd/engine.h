@@ -66,6 +66,10 @@ int iopf_engine_drain(struct iopf_engine *e);
 unsigned iopf_engine_ping(struct iopf_engine *e);
 /* Fault injection for tests: worker `index` stops for good. */
 int iopf_engine_inject_hang(struct iopf_engine *e, unsigned index);
+/* Fault injection for tests: the next batch of a kernel queue that a
+ * journaled worker answers kills the process (SIGKILL) right after its slot
+ * turns ANSWERING, before the write: the restart must answer it again. */
+int iopf_engine_inject_die_answering(struct iopf_engine *e);
 
 /* Merged counters (read without stopping the workers). */
 void iopf_engine_counters(struct iopf_engine *e, struct iopf_counters *out);

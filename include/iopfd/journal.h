@@ -15,12 +15,16 @@
  * read is in the kernel (it finishes, then the thread dies before it sees
  * the count) still leaves the batch to be answered: its length is found by
  * the poison that fills unused slot data. Before the batch's responses are
- * written the slot turns ANSWERING: a
- * SIGKILL that lands while the write is in the kernel lets the write finish
- * and kills the thread on its way back, so a restarted daemon takes an
- * ANSWERING slot as answered. Responses a slow relay peer has not taken yet
- * wait in a carry slot of kind RESPONSES and are sent again after a
- * restart. What this cannot close: a crash between marking ANSWERING and
+ * written the slot turns ANSWERING. For a kernel queue a restarted daemon
+ * answers an ANSWERING batch again, after everything else: the kernel
+ * refuses a cookie whose answer it already took, and gives a cookie out again
+ * only after taking its answer, so nothing is lost and nothing is answered
+ * twice. A relay peer cannot tell a second answer from a fresh one, so for a
+ * relay an ANSWERING slot counts as answered: a SIGKILL landing while the
+ * write is in the kernel lets the write finish and kills the thread on its
+ * way back. Responses a slow relay peer has not taken yet wait in a carry
+ * slot of kind RESPONSES and are sent again after a restart. What this
+ * cannot close, for relays only: a crash between marking ANSWERING and
  * entering write() (an interrupt's width) loses the batch's answers; a crash
  * while a backlog is being flushed may send part of it twice.
  */

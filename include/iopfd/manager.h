@@ -174,6 +174,7 @@ struct manager {
 	size_t journal_size;
 	struct iopf_journal journal;
 	uint64_t restored_objects, recovered_groups;
+	uint64_t reanswered_groups; /* kernel groups answered again after a kill while answering */
 };
 
 /* manager.c */

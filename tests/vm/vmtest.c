@@ -904,6 +904,33 @@ static void watchdog_restart(void) {
 	service_load_check(&l, "watchdog");
 }
 
+/* The instant journal.h describes, made wide: with the test hook armed
+ * (IOPFD_TEST_DIE_ANSWERING_ON_SIGUSR1 in the test's drop-in), the next
+ * batch of the kernel queue turns its slot ANSWERING and the process is
+ * killed before the write. The restart must answer that batch again. */
+static void kill_while_answering(void) {
+	struct service_load l = {0};
+	service_load_start(&l, 4000);
+	kernel_faults(&l, 100);
+	unsigned long pid = main_pid(), before = restarts();
+	kill((pid_t)pid, SIGUSR1);
+	usleep(100000);
+	kernel_faults(&l, 20);
+	sd_varlink *v = await_service(pid);
+	sd_json_variant *st = stats(v);
+	uint64_t again = iopfc_u64(st, "reansweredGroups");
+	sd_varlink_unref(v);
+	kernel_faults(&l, 100);
+	CHECK(restarts() > before, "iopfd did not die and come back");
+	const char *died = sh("journalctl -u iopfd.service -o cat --no-pager | grep -c 'fault injection: the next kernel' || true");
+	printf("# killed while answering: %lu kernel groups answered again by the next iopfd\n", (unsigned long)again);
+	CHECK(atoi(died) >= 1, "the hook was not armed");
+	CHECK(again >= 1, "no group was answered again (the kill did not land in the window)");
+	sd_varlink_unref(l.v);
+	l.v = NULL;
+	service_load_check(&l, "killed while answering");
+}
+
 static void stop_start(void) {
 	struct service_load l = {0};
 	service_load_start(&l, 4000);
@@ -935,6 +962,7 @@ static const struct scenario systemd_scenarios[] = {
 	{"systemd_socket_activation", socket_activation},
 	{"systemd_kill9_restart_no_loss", kill9_restart},
 	{"systemd_watchdog_restart_no_loss", watchdog_restart},
+	{"systemd_kill_while_answering_no_loss", kill_while_answering},
 	{"systemd_stop_drains_then_start", stop_start},
 };
 
