@@ -152,24 +152,35 @@ struct bind_args {
 	uint64_t space;
 };
 
-int vl_method_bind(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct client *c = vl_client(link);
-	if (!c)
-		return -ENOMEM;
-	struct bind_args a = {.pasid = IOPF_PASID_NONE};
+/* Bind and Unbind name a binding the same way; Bind adds the space. The
+ * interface makes `space` mandatory for Bind and refuses it for Unbind
+ * before either is called. Returns the queue, or NULL with the call
+ * answered (or *r < 0). */
+static struct queue_obj *binding_args(sd_varlink *link, struct client *c, sd_json_variant *p, struct bind_args *a,
+                                      int *r) {
 	static const sd_json_dispatch_field table[] = {
 		{"queue", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint64, offsetof(struct bind_args, queue), SD_JSON_MANDATORY},
 		{"device", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint32, offsetof(struct bind_args, device), SD_JSON_MANDATORY},
 		{"pasid", _SD_JSON_VARIANT_TYPE_INVALID, dispatch_pasid, offsetof(struct bind_args, pasid), SD_JSON_NULLABLE},
-		{"space", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint64, offsetof(struct bind_args, space), SD_JSON_MANDATORY},
+		{"space", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint64, offsetof(struct bind_args, space), 0},
 		{},
 	};
-	int r = vl_dispatch(link, c->m, p, table, &a);
-	if (r != 0)
-		return r;
-	struct queue_obj *qo = vl_touch_queue(link, c, a.queue);
+	*a = (struct bind_args){.pasid = IOPF_PASID_NONE};
+	*r = vl_dispatch(link, c->m, p, table, a);
+	if (*r != 0)
+		return NULL;
+	return vl_touch_queue(link, c, a->queue);
+}
+
+int vl_method_bind(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
+	struct client *c = vl_client(link);
+	if (!c)
+		return -ENOMEM;
+	struct bind_args a;
+	int r;
+	struct queue_obj *qo = binding_args(link, c, p, &a, &r);
 	if (!qo)
-		return 0;
+		return r;
 	struct space_obj *so = vl_touch_space(link, c, a.space);
 	if (!so)
 		return 0;
@@ -188,19 +199,11 @@ int vl_method_unbind(sd_varlink *link, sd_json_variant *p, sd_varlink_method_fla
 	struct client *c = vl_client(link);
 	if (!c)
 		return -ENOMEM;
-	struct bind_args a = {.pasid = IOPF_PASID_NONE};
-	static const sd_json_dispatch_field table[] = {
-		{"queue", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint64, offsetof(struct bind_args, queue), SD_JSON_MANDATORY},
-		{"device", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint32, offsetof(struct bind_args, device), SD_JSON_MANDATORY},
-		{"pasid", _SD_JSON_VARIANT_TYPE_INVALID, dispatch_pasid, offsetof(struct bind_args, pasid), SD_JSON_NULLABLE},
-		{},
-	};
-	int r = vl_dispatch(link, c->m, p, table, &a);
-	if (r != 0)
-		return r;
-	struct queue_obj *qo = vl_touch_queue(link, c, a.queue);
+	struct bind_args a;
+	int r;
+	struct queue_obj *qo = binding_args(link, c, p, &a, &r);
 	if (!qo)
-		return 0;
+		return r;
 	struct iopf_binding_key k = {.queue_id = qo->id, .dev_id = a.device, .pasid = a.pasid};
 	r = iopf_bindings_remove(iopf_engine_bindings(c->m->engine), &k);
 	if (r == -ENOENT)
