@@ -380,6 +380,31 @@ static void serve_queue(struct iopf_worker *w, struct iopf_queue *q) {
 	}
 }
 
+/* Everything a queue holds that a restarted daemon must finish, in the
+ * journal: the partial group (moved into a carry slot if it sits in the
+ * queue's own memory, e.g. restored from the journal or carried while the
+ * slots were full) and the unsent responses. */
+static void journal_hold(struct iopf_worker *w, struct iopf_queue *q) {
+	const struct iopf_journal *j = w->e->cfg.journal;
+	if (!j)
+		return;
+	if (q->carry < 0 && q->rem_len) {
+		uint8_t *heap = q->rem;
+		size_t len = q->rem_len;
+		q->rem = NULL;
+		q->rem_cap = q->rem_len = 0;
+		/* Into a free slot; when none is free it goes back to the heap. */
+		if (keep_remainder(w, q, heap, len) < 0) {
+			q->rem = heap;
+			q->rem_len = q->rem_cap = len;
+			heap = NULL;
+		}
+		free(heap);
+	}
+	if (q->out_len != q->out_off)
+		journal_backlog(w, q);
+}
+
 /* --- commands ---------------------------------------------------------------------- */
 
 static void cmd_add(struct iopf_worker *w, struct iopf_cmd *cmd) {
@@ -394,6 +419,7 @@ static void cmd_add(struct iopf_worker *w, struct iopf_cmd *cmd) {
 	}
 	q->events = events;
 	q->worker = w;
+	journal_hold(w, q);
 	cds_list_add_tail(&q->node, &w->queues);
 	__atomic_store_n(&w->n_queues, w->n_queues + 1, __ATOMIC_RELAXED);
 	cmd->result = 0;
@@ -410,6 +436,12 @@ static void cmd_remove(struct iopf_worker *w, struct iopf_cmd *cmd) {
 	struct iopf_queue *q = cmd->q;
 	if (!__atomic_load_n(&q->closed, __ATOMIC_ACQUIRE)) {
 		flush_queue(w, q);
+		if (q->hand_on) {
+			/* Its carries stay in the journal for the next daemon:
+			 * no longer this queue's to drop. */
+			journal_hold(w, q);
+			q->carry = q->out_carry = -1;
+		}
 		detach_queue(w, q, IOPF_QUEUE_REMOVED);
 	}
 	q->worker = NULL;

@@ -165,6 +165,7 @@ void queue_obj_destroy(struct manager *m, struct queue_obj *qo, enum obj_end how
 	 * store keeps its bindings in the saved state. */
 	if (how == OBJ_FORGET)
 		iopf_bindings_remove_queue(iopf_engine_bindings(m->engine), qo->id);
+	qo->q->hand_on = how == OBJ_KEEP_STORED;
 	iopf_engine_remove_queue(m->engine, qo->q);
 	log_debug("queue %u (%s) released: %lu groups answered", qo->id, qo->name ? qo->name : "-",
 	          (unsigned long)qo->q->st.groups);

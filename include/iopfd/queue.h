@@ -79,6 +79,8 @@ struct iopf_queue {
 	enum iopf_transport_kind kind;
 	const struct iopf_transport_ops *ops;
 	void *userdata; /* the control side's */
+	bool hand_on;   /* set before removal: the queue goes on in the next
+	                 * daemon, which takes its carries from the journal */
 
 	/* Owned by the worker once added. */
 	struct iopf_worker *worker;

@@ -865,21 +865,27 @@ static void service_load_check(struct service_load *l, const char *what) {
 	close(l->fault_fd);
 }
 
+/* Signal the running iopfd (SIGKILL, or a test hook of the drop-in), send
+ * `during` more kernel faults, and wait for systemd to run another iopfd. */
+static sd_varlink *signal_and_await_restart(struct service_load *l, int sig, unsigned during) {
+	unsigned long pid = main_pid(), before = restarts();
+	CHECK(pid > 0, "no main process");
+	kill((pid_t)pid, sig);
+	usleep(100000);
+	kernel_faults(l, during);
+	sd_varlink *v = await_service(pid);
+	CHECK(restarts() > before, "iopfd was not restarted after signal %d", sig);
+	return v;
+}
+
 static void kill9_restart(void) {
 	struct service_load l = {0};
 	service_load_start(&l, 6000);
-	unsigned long before = restarts();
 	for (int k = 0; k < 3; k++) {
 		kernel_faults(&l, 300);
-		unsigned long pid = main_pid();
-		CHECK(pid > 0, "no main process");
-		kill((pid_t)pid, SIGKILL);
-		sd_varlink_unref(await_service(pid));
+		sd_varlink_unref(signal_and_await_restart(&l, SIGKILL, 0));
 	}
 	kernel_faults(&l, 300);
-	CHECK(restarts() >= before + 3, "systemd did not restart iopfd");
-	sd_varlink_unref(l.v); /* the old connection died with the first daemon */
-	l.v = NULL;
 	service_load_check(&l, "kill -9 x3");
 }
 
@@ -887,20 +893,15 @@ static void watchdog_restart(void) {
 	struct service_load l = {0};
 	service_load_start(&l, 5000);
 	kernel_faults(&l, 300);
-	unsigned long pid = main_pid(), before = restarts();
 	/* Worker 0 stops answering (IOPFD_TEST_HANG_ON_SIGUSR2 in the test's
 	 * drop-in): the liveness pings go unanswered and iopfd fires its own
 	 * watchdog; systemd kills and restarts it. */
-	kill((pid_t)pid, SIGUSR2);
-	sd_varlink_unref(await_service(pid));
+	sd_varlink_unref(signal_and_await_restart(&l, SIGUSR2, 0));
 	kernel_faults(&l, 300);
-	CHECK(restarts() > before, "the watchdog did not restart iopfd");
 	const char *fired = sh("journalctl -u iopfd.service -o cat --no-pager | grep -c 'stopped answering' || true");
 	const char *killed = sh("journalctl -u iopfd.service -o cat --no-pager | grep -ci 'watchdog' || true");
 	printf("# watchdog: iopfd saw a hung worker %s time(s); journal lines about the watchdog: %s\n", fired, killed);
 	CHECK(atoi(fired) >= 1, "iopfd did not notice the hung worker");
-	sd_varlink_unref(l.v);
-	l.v = NULL;
 	service_load_check(&l, "watchdog");
 }
 
@@ -912,23 +913,137 @@ static void kill_while_answering(void) {
 	struct service_load l = {0};
 	service_load_start(&l, 4000);
 	kernel_faults(&l, 100);
-	unsigned long pid = main_pid(), before = restarts();
-	kill((pid_t)pid, SIGUSR1);
-	usleep(100000);
-	kernel_faults(&l, 20);
-	sd_varlink *v = await_service(pid);
-	sd_json_variant *st = stats(v);
-	uint64_t again = iopfc_u64(st, "reansweredGroups");
+	sd_varlink *v = signal_and_await_restart(&l, SIGUSR1, 20);
+	uint64_t again = iopfc_u64(stats(v), "reansweredGroups");
 	sd_varlink_unref(v);
 	kernel_faults(&l, 100);
-	CHECK(restarts() > before, "iopfd did not die and come back");
-	const char *died = sh("journalctl -u iopfd.service -o cat --no-pager | grep -c 'fault injection: the next kernel' || true");
+	const char *armed = sh("journalctl -u iopfd.service -o cat --no-pager | grep -c 'fault injection: the next kernel' || true");
 	printf("# killed while answering: %lu kernel groups answered again by the next iopfd\n", (unsigned long)again);
-	CHECK(atoi(died) >= 1, "the hook was not armed");
+	CHECK(atoi(armed) >= 1, "the hook was not armed");
 	CHECK(again >= 1, "no group was answered again (the kill did not land in the window)");
-	sd_varlink_unref(l.v);
-	l.v = NULL;
 	service_load_check(&l, "killed while answering");
+}
+
+/* A persistent relay queue for the hand-on scenario, bound as device dev;
+ * returns our (device) end. */
+static int handon_queue(sd_varlink *v, uint64_t space, uint32_t dev, const char *name) {
+	int sv[2];
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair: %m");
+	sd_json_variant *p = NULL, *rep;
+	OK(sd_json_buildo(&p, SD_JSON_BUILD_PAIR_INTEGER("fdIndex", 0), SD_JSON_BUILD_PAIR_STRING("name", name),
+	                  SD_JSON_BUILD_PAIR_BOOLEAN("persistent", true)) < 0);
+	OK(iopfc_call(v, "io.iopfd.RegisterQueue", p, &sv[0], 1, &rep, &err));
+	OK(iopfc_bind(v, (uint32_t)iopfc_u64(rep, "queue"), dev, IOPFC_PASID_NONE, space, &err));
+	sd_json_variant_unref(p);
+	close(sv[0]);
+	return sv[1];
+}
+
+static iopf_record handon_record(uint32_t dev, uint32_t cookie, uint64_t page, bool last) {
+	return (iopf_record){.flags = last ? IOMMU_PGFAULT_FLAGS_LAST_PAGE : 0, .dev_id = dev, .perm = RD,
+	                     .addr = 0x100000000ull + (page % 1024) * PG, .cookie = cookie};
+}
+
+/* Read answers from fd until `want` have come or 10 s pass; each cookie
+ * below `limit` is counted in seen[]. Returns how many came. */
+static size_t handon_answers(int fd, uint8_t *seen, uint32_t limit, size_t want, uint64_t *bad) {
+	size_t got = 0;
+	uint64_t deadline = now_ns() + 10ull * 1000000000;
+	iopf_response r[512];
+	size_t have = 0; /* bytes of r[] holding a partial response */
+	while (got < want && now_ns() < deadline) {
+		ssize_t n = recv(fd, (uint8_t *)r + have, sizeof(r) - have, MSG_DONTWAIT);
+		if (n <= 0) {
+			usleep(1000);
+			continue;
+		}
+		have += (size_t)n;
+		size_t k = have / sizeof(r[0]);
+		for (size_t i = 0; i < k; i++) {
+			if (r[i].cookie >= limit || r[i].code != IOMMUFD_PAGE_RESP_SUCCESS || seen[r[i].cookie]++)
+				++*bad;
+			got++;
+		}
+		have -= k * sizeof(r[0]);
+		memmove(r, (uint8_t *)r + k * sizeof(r[0]), have);
+	}
+	return got;
+}
+
+/* A clean restart (systemctl restart: SIGTERM, drain, start) while one
+ * relay peer is half-way through a group and another has stopped reading
+ * its answers: iopfd hands the partial group and the unsent answers on to
+ * the next iopfd through the journal, so the group completes and every
+ * answer arrives, once. */
+static void restart_hands_on(void) {
+	sd_varlink *v = NULL;
+	OK(iopfc_connect(SYSTEM_SOCKET, &v));
+	sd_json_variant *p = NULL, *rep;
+	OK(sd_json_buildo(&p, SD_JSON_BUILD_PAIR_STRING("backend", "none"), SD_JSON_BUILD_PAIR_UNSIGNED("quota", 1 << 30),
+	                  SD_JSON_BUILD_PAIR_STRING("name", "handon-space"),
+	                  SD_JSON_BUILD_PAIR_BOOLEAN("persistent", true)) < 0);
+	OK(iopfc_call(v, "io.iopfd.CreateSpace", p, NULL, 0, &rep, &err));
+	uint64_t space = iopfc_u64(rep, "space");
+	sd_json_variant_unref(p);
+	struct mem mem = memfd(1024 * PG, 0);
+	OK(iopfc_add_region(v, space, 0x100000000ull, 1024 * PG, mem.fd, 0, ACC_RW, NULL, &err));
+	mem_free(&mem);
+	int a = handon_queue(v, space, 200, "handon-partial");
+	int b = handon_queue(v, space, 201, "handon-backlog");
+
+	/* A: one whole group, then a two-record group cut inside its second record. */
+	iopf_record ra[3] = {handon_record(200, 1, 1, true), handon_record(200, 2, 2, false),
+	                     handon_record(200, 2, 3, true)};
+	const size_t cut = sizeof(iopf_record) + sizeof(iopf_record) + 20;
+	CHECK(send(a, ra, cut, 0) == (ssize_t)cut, "send: %m");
+	/* B: one-record groups, never reading the answers, until iopfd stops
+	 * reading them (its answers back up) and our sends would block. */
+	enum { LIMIT = 1 << 20 };
+	uint32_t sent = 0;
+	uint64_t deadline = now_ns() + 20ull * 1000000000;
+	for (;;) {
+		iopf_record r = handon_record(201, sent, sent, true);
+		ssize_t n = send(b, &r, sizeof(r), MSG_DONTWAIT);
+		if (n < 0 && errno == EAGAIN) {
+			usleep(200000);
+			n = send(b, &r, sizeof(r), MSG_DONTWAIT);
+			if (n < 0 && errno == EAGAIN)
+				break; /* still full after a pause: iopfd is holding back */
+		}
+		CHECK(n == (ssize_t)sizeof(r), "send: %zd, %m", n);
+		CHECK(++sent < LIMIT && now_ns() < deadline, "the backlog never built up");
+	}
+	usleep(300000); /* iopfd reads A's partial group and carries it */
+
+	unsigned long pid = main_pid();
+	CHECK(system("systemctl restart iopfd.service") == 0, "systemctl restart failed");
+	sd_varlink_unref(v);
+	v = await_service(pid);
+	uint64_t restored = iopfc_u64(stats(v), "restoredObjects");
+
+	CHECK(send(a, (uint8_t *)ra + cut, sizeof(ra) - cut, 0) == (ssize_t)(sizeof(ra) - cut), "send: %m");
+	uint8_t *seen = calloc(LIMIT, 1);
+	CHECK(seen != NULL, "calloc");
+	uint64_t bad = 0;
+	size_t got_a = handon_answers(a, seen, 3, 2, &bad);
+	memset(seen, 0, LIMIT);
+	size_t got_b = handon_answers(b, seen, LIMIT, sent, &bad);
+	printf("# stop, start with work in hand: partial group completed %s (%zu of 2 answers); backlog peer: %u "
+	       "groups, %zu answers; %lu bad or repeated; restored %lu objects\n",
+	       got_a == 2 ? "yes" : "no", got_a, sent, got_b, (unsigned long)bad, (unsigned long)restored);
+	CHECK(bad == 0, "%lu answers bad, unknown or repeated", (unsigned long)bad);
+	CHECK(got_a == 2, "the group cut across the restart was not answered (%zu of 2)", got_a);
+	CHECK(got_b == sent, "%zu of %u answers of the backlogged peer arrived", got_b, sent);
+	free(seen);
+
+	OK(iopfc_call(v, "io.iopfd.ListQueues", NULL, NULL, 0, &rep, &err));
+	sd_json_variant *qs = sd_json_variant_by_key(rep, "queues");
+	for (size_t i = 0; i < sd_json_variant_elements(qs); i++)
+		iopfc_unregister_queue(v, (uint32_t)iopfc_u64(sd_json_variant_by_index(qs, i), "id"), &err);
+	iopfc_destroy_space(v, space, &err);
+	close(a);
+	close(b);
+	sd_varlink_unref(v);
 }
 
 static void stop_start(void) {
@@ -946,8 +1061,6 @@ static void stop_start(void) {
 	CHECK(system("systemctl start iopfd.service") == 0, "systemctl start failed");
 	sd_varlink_unref(await_service(pid));
 	kernel_faults(&l, 100);
-	sd_varlink_unref(l.v);
-	l.v = NULL;
 	service_load_check(&l, "stop, start");
 }
 
@@ -963,6 +1076,7 @@ static const struct scenario systemd_scenarios[] = {
 	{"systemd_kill9_restart_no_loss", kill9_restart},
 	{"systemd_watchdog_restart_no_loss", watchdog_restart},
 	{"systemd_kill_while_answering_no_loss", kill_while_answering},
+	{"systemd_restart_hands_on_partials_and_backlog", restart_hands_on},
 	{"systemd_stop_drains_then_start", stop_start},
 };
 
