@@ -23,10 +23,22 @@
  * relay an ANSWERING slot counts as answered: a SIGKILL landing while the
  * write is in the kernel lets the write finish and kills the thread on its
  * way back. Responses a slow relay peer has not taken yet wait in a carry
- * slot of kind RESPONSES and are sent again after a restart. What this
- * cannot close, for relays only: a crash between marking ANSWERING and
- * entering write() (an interrupt's width) loses the batch's answers; a crash
- * while a backlog is being flushed may send part of it twice.
+ * slot of kind RESPONSES and are sent again after a restart; a clean stop
+ * leaves a kept queue's carries in place for the next daemon.
+ *
+ * Windows still open, each a few instructions wide, and all but the last
+ * for relays only:
+ * - a crash between marking ANSWERING and entering write() loses the
+ *   batch's answers; one while a backlog is flushed may send part twice;
+ * - a crash after a send() that took part of a batch's answers, before the
+ *   rest is mirrored into a carry, loses the rest; so does one while a
+ *   backlog carry is rewritten in place (it is unowned meanwhile);
+ * - a crash right after a relay read, before the slot turns READ, measures
+ *   the read by the poison: data that ends in 0xFF bytes comes back short
+ *   and the stream loses its place (the queue is dropped);
+ * - on start the journal is copied out and formatted before the next
+ *   daemon has answered what it held: a crash during that restore (milli-
+ *   seconds) loses those groups.
  */
 #pragma once
 
