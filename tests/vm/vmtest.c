@@ -231,6 +231,14 @@ static sd_json_variant *stats(sd_varlink *v) {
 	return s;
 }
 
+/* A listing's array, ours to keep across later calls (a reply is valid
+ * only until the next call on its connection); sd_json_variant_unref it. */
+static sd_json_variant *listing(sd_varlink *v, const char *method, const char *key) {
+	sd_json_variant *rep;
+	OK(iopfc_call(v, method, NULL, NULL, 0, &rep, &err));
+	return sd_json_variant_ref(sd_json_variant_by_key(rep, key));
+}
+
 static uint64_t invalid_of(sd_json_variant *s, const char *why) {
 	return iopfc_u64(sd_json_variant_by_key(s, "invalid"), why);
 }
@@ -789,14 +797,13 @@ static void service_load_check(struct service_load *l, const char *what) {
 	 * see whether any group is still pending in the kernel. Cookies are
 	 * the lowest free ids, so 32 new groups get cookies 1..32 exactly when
 	 * no earlier group was left unanswered (lost). */
-	sd_json_variant *rep;
-	OK(iopfc_call(v, "io.iopfd.ListQueues", NULL, NULL, 0, &rep, &err));
-	sd_json_variant *qs = sd_json_variant_by_key(rep, "queues");
+	sd_json_variant *qs = listing(v, "io.iopfd.ListQueues", "queues");
 	for (size_t i = 0; i < sd_json_variant_elements(qs); i++) {
 		sd_json_variant *q = sd_json_variant_by_index(qs, i);
 		if (!strcmp(sd_json_variant_string(sd_json_variant_by_key(q, "name")), "kernel"))
 			OK(iopfc_unregister_queue(v, (uint32_t)iopfc_u64(q, "id"), &err));
 	}
+	sd_json_variant_unref(qs);
 	uint64_t unread = 0;
 	iopf_record rec;
 	while (read(l->fault_fd, &rec, sizeof(rec)) == sizeof(rec)) {
@@ -845,19 +852,24 @@ static void service_load_check(struct service_load *l, const char *what) {
 	CHECK(dup == 0, "%lu duplicate or unknown responses", (unsigned long)dup);
 	CHECK(answered > 1000, "the load hardly ran (%lu groups)", (unsigned long)answered);
 	/* The relay queues are all back (the kernel one we took back above). */
-	OK(iopfc_call(v, "io.iopfd.ListQueues", NULL, NULL, 0, &rep, &err));
-	CHECK(sd_json_variant_elements(sd_json_variant_by_key(rep, "queues")) == 4, "queues did not all come back");
+	qs = listing(v, "io.iopfd.ListQueues", "queues");
+	CHECK(sd_json_variant_elements(qs) == 4, "queues did not all come back");
 	/* Clean up for the next scenario: the devices go (their queues with
 	 * them), and what we made. */
 	for (int i = 0; i < 4; i++)
 		emu_queue_free(l->emu[i]);
-	qs = sd_json_variant_by_key(rep, "queues");
 	for (size_t i = 0; i < sd_json_variant_elements(qs); i++)
 		iopfc_unregister_queue(v, (uint32_t)iopfc_u64(sd_json_variant_by_index(qs, i), "id"), &err);
-	OK(iopfc_call(v, "io.iopfd.ListSpaces", NULL, NULL, 0, &rep, &err));
-	qs = sd_json_variant_by_key(rep, "spaces");
+	sd_json_variant_unref(qs);
+	qs = listing(v, "io.iopfd.ListSpaces", "spaces");
 	for (size_t i = 0; i < sd_json_variant_elements(qs); i++)
-		iopfc_destroy_space(v, iopfc_u64(sd_json_variant_by_index(qs, i), "id"), &err);
+		OK(iopfc_destroy_space(v, iopfc_u64(sd_json_variant_by_index(qs, i), "id"), &err));
+	sd_json_variant_unref(qs);
+	/* Nothing of this scenario is left for the next one to restore. */
+	qs = listing(v, "io.iopfd.ListSpaces", "spaces");
+	CHECK(sd_json_variant_elements(qs) == 0, "%zu spaces left after destroying them all",
+	      sd_json_variant_elements(qs));
+	sd_json_variant_unref(qs);
 	sd_varlink_unref(v);
 	if (l->v)
 		sd_varlink_unref(l->v);
@@ -1034,13 +1046,14 @@ static void restart_hands_on(void) {
 	CHECK(bad == 0, "%lu answers bad, unknown or repeated", (unsigned long)bad);
 	CHECK(got_a == 2, "the group cut across the restart was not answered (%zu of 2)", got_a);
 	CHECK(got_b == sent, "%zu of %u answers of the backlogged peer arrived", got_b, sent);
+	CHECK(restored == 3, "restored %lu objects, want its space and its two queues", (unsigned long)restored);
 	free(seen);
 
-	OK(iopfc_call(v, "io.iopfd.ListQueues", NULL, NULL, 0, &rep, &err));
-	sd_json_variant *qs = sd_json_variant_by_key(rep, "queues");
+	sd_json_variant *qs = listing(v, "io.iopfd.ListQueues", "queues");
 	for (size_t i = 0; i < sd_json_variant_elements(qs); i++)
-		iopfc_unregister_queue(v, (uint32_t)iopfc_u64(sd_json_variant_by_index(qs, i), "id"), &err);
-	iopfc_destroy_space(v, space, &err);
+		OK(iopfc_unregister_queue(v, (uint32_t)iopfc_u64(sd_json_variant_by_index(qs, i), "id"), &err));
+	sd_json_variant_unref(qs);
+	OK(iopfc_destroy_space(v, space, &err));
 	close(a);
 	close(b);
 	sd_varlink_unref(v);
