@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,7 @@ struct pending {
 	enum pending_kind kind;
 	size_t len;
 	uint8_t *data;
+	uint32_t *done; /* where the live journal learns it was answered (0), or NULL */
 };
 
 static struct fdstore_entry *stored;
@@ -148,7 +150,10 @@ static int build_state(struct manager *m, sd_json_variant **ret) {
 }
 
 void state_save(struct manager *m) {
-	if (m->state_fd[0] < 0 || m->shutting_down)
+	/* Not while objects come back one by one: a crash then would leave a
+	 * state naming only some of them, and the next start would let the
+	 * others' fds go. */
+	if (m->state_fd[0] < 0 || m->shutting_down || m->restoring)
 		return;
 	sd_json_variant *v = NULL;
 	char *text = NULL;
@@ -216,9 +221,10 @@ static int take(const char *kind, uint64_t a, int64_t b) {
 	return fdstore_take(stored, n_stored, name);
 }
 
-/* Copy out what the old journal holds, so the journal can be formatted for
- * this run before anything is restored. */
-static void journal_copy_out(const struct iopf_journal *j) {
+/* Copy out what the old journal holds. `live`: j is the journal this run
+ * goes on with, formatted only once all of it is answered; each entry then
+ * points at where to mark it done. */
+static void journal_copy_out(const struct iopf_journal *j, bool live) {
 	for (unsigned w = 0; w < j->h->workers; w++) {
 		struct iopf_jslot *s = iopf_journal_slot(j, w);
 		size_t first = n_pending;
@@ -238,8 +244,10 @@ static void journal_copy_out(const struct iopf_journal *j) {
 			if (!p)
 				return;
 			pending = p;
-			pending[n_pending] = (struct pending){
-				.queue_id = s->queue_id, .kind = reanswer ? PENDING_REANSWER : PENDING_BATCH, .len = len};
+			pending[n_pending] = (struct pending){.queue_id = s->queue_id,
+			                                     .kind = reanswer ? PENDING_REANSWER : PENDING_BATCH,
+			                                     .len = len,
+			                                     .done = live ? &s->state : NULL};
 			pending[n_pending].data = aligned_alloc(64, (len + 63) & ~(size_t)63);
 			if (pending[n_pending].data)
 				memcpy(pending[n_pending++].data, s->data, len);
@@ -261,7 +269,8 @@ static void journal_copy_out(const struct iopf_journal *j) {
 			if (!p)
 				return;
 			pending = p;
-			pending[n_pending] = (struct pending){.queue_id = qid, .kind = kind, .len = c->len};
+			pending[n_pending] = (struct pending){
+				.queue_id = qid, .kind = kind, .len = c->len, .done = live ? &c->queue_id : NULL};
 			pending[n_pending].data = malloc(c->len ? c->len : 1);
 			if (pending[n_pending].data)
 				memcpy(pending[n_pending++].data, c->data, c->len);
@@ -279,12 +288,32 @@ static int journal_setup(struct manager *m) {
 	size_t size = iopf_journal_size(workers, JOURNAL_SLOT_BYTES, JOURNAL_CARRY_SLOTS, JOURNAL_CARRY_BYTES);
 
 	int fd = fdstore_take(stored, n_stored, "journal");
+	if (fd >= 0 && lseek(fd, 0, SEEK_END) == (off_t)size) {
+		/* The same shape: go on with it as it is, and format it only
+		 * once what it holds is answered (persist_restore), so that a
+		 * crash during the restore loses nothing. */
+		void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		struct iopf_journal j;
+		if (map != MAP_FAILED && iopf_journal_open(map, size, &j) == 0 && j.h->workers == workers &&
+		    j.h->slot_bytes == JOURNAL_SLOT_BYTES && j.h->carry_slots == JOURNAL_CARRY_SLOTS &&
+		    j.h->carry_bytes == JOURNAL_CARRY_BYTES) {
+			journal_copy_out(&j, true);
+			m->journal_fd = fd;
+			m->journal_size = size;
+			m->journal_map = map;
+			m->journal = j;
+			m->journal_deferred = true;
+			return 0;
+		}
+		if (map != MAP_FAILED)
+			munmap(map, size);
+	}
 	if (fd >= 0) {
 		off_t old = lseek(fd, 0, SEEK_END);
 		void *map = old > 0 ? mmap(NULL, (size_t)old, PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
 		struct iopf_journal j;
 		if (map != MAP_FAILED && iopf_journal_open(map, (size_t)old, &j) == 0)
-			journal_copy_out(&j);
+			journal_copy_out(&j, false);
 		else
 			log_warning("the stored journal is unreadable; starting a new one");
 		if (map != MAP_FAILED)
@@ -432,6 +461,7 @@ static int recovery_pass(enum pending_kind k) {
 
 int persist_restore(struct manager *m) {
 	int r = 0;
+	m->restoring = true;
 	/* The state: two copies, the newer whole one wins. */
 	sd_json_variant *best = NULL;
 	for (int i = 0; i < 2; i++) {
@@ -499,6 +529,19 @@ int persist_restore(struct manager *m) {
 	/* Every group the previous daemon read and did not answer, before any
 	 * new fault is served: first the answers it had made but not sent,
 	 * then the batches it had not answered. */
+	if (n_pending && getenv("IOPFD_TEST_DIE_IN_RECOVERY") && m->journal_map) {
+		/* Fault injection, once per journal: die before answering a
+		 * batch that was being answered when the last daemon died. */
+		struct iopf_jheader *h = m->journal_map;
+		bool reanswer = false;
+		for (size_t i = 0; i < n_pending; i++)
+			reanswer |= pending[i].kind == PENDING_REANSWER;
+		if (reanswer && !(h->test_marks & 1)) {
+			h->test_marks |= 1;
+			log_warning("fault injection: dying before the journal is answered");
+			kill(getpid(), SIGKILL);
+		}
+	}
 	if (n_pending) {
 		struct iopf_counters c = {0};
 		uint64_t reanswer_refused = 0;
@@ -518,20 +561,30 @@ int persist_restore(struct manager *m) {
 						            p->queue_id);
 						continue;
 					}
+					if (p->kind == PENDING_PARTIAL) {
+						/* Only carried: it stays in the journal until the
+						 * journal is formatted. */
+						if ((q->rem = malloc(p->len))) {
+							memcpy(q->rem, p->data, p->len);
+							q->rem_len = q->rem_cap = p->len;
+						}
+						continue;
+					}
 					if (p->kind == PENDING_RESPONSES) {
 						q->ops->respond(q, (const iopf_response *)p->data, p->len / sizeof(iopf_response), &c);
 						m->recovered_groups += p->len / sizeof(iopf_response);
 					} else if (p->kind == PENDING_BATCH) {
 						m->recovered_groups += recover_batch(q, p, &res, &c);
-					} else if (p->kind == PENDING_REANSWER) {
+					} else {
 						struct iopf_counters rc = {0};
 						size_t n = recover_batch(q, p, &res, &rc);
 						m->reanswered_groups += n - rc.write_rejects;
 						reanswer_refused += rc.write_rejects;
-					} else if ((q->rem = malloc(p->len))) {
-						memcpy(q->rem, p->data, p->len);
-						q->rem_len = q->rem_cap = p->len;
 					}
+					/* Answers sent: a crash from here on must not send
+					 * them again. */
+					if (p->done)
+						__atomic_store_n(p->done, 0, __ATOMIC_RELEASE);
 				}
 			iopf_resolver_fini(&res);
 		}
@@ -546,6 +599,15 @@ int persist_restore(struct manager *m) {
 	free(pending);
 	pending = NULL;
 	n_pending = 0;
+
+	/* What the journal held is answered: from here on it is this run's. */
+	if (m->journal_deferred) {
+		m->journal_deferred = false;
+		r = iopf_journal_format(m->journal_map, m->journal_size, m->cfg.workers, JOURNAL_SLOT_BYTES,
+		                        JOURNAL_CARRY_SLOTS, JOURNAL_CARRY_BYTES, &m->journal);
+		if (r < 0)
+			return log_error_errno(r, "Failed to format the journal: %m");
+	}
 
 	/* Now the workers may have them. */
 	for (size_t i = 0; i < n_restored; i++) {
@@ -572,6 +634,7 @@ int persist_restore(struct manager *m) {
 	n_stored = 0;
 	if (m->restored_objects)
 		log_info("restored %lu persistent objects", (unsigned long)m->restored_objects);
+	m->restoring = false;
 	state_save(m);
 	return 0;
 }

@@ -36,9 +36,13 @@
  * - a crash right after a relay read, before the slot turns READ, measures
  *   the read by the poison: data that ends in 0xFF bytes comes back short
  *   and the stream loses its place (the queue is dropped);
- * - on start the journal is copied out and formatted before the next
- *   daemon has answered what it held: a crash during that restore (milli-
- *   seconds) loses those groups.
+ * - on start the next daemon answers what the journal held before it
+ *   formats it, marking each batch done as it answers it; a partial group
+ *   or unsent answers it takes back live in the queue's memory from then
+ *   until the queue reaches its worker (milliseconds), and a crash there
+ *   loses them. (When the journal's shape changed, e.g. another number of
+ *   workers, it is formatted first and a crash during the restore loses
+ *   all it held.)
  */
 #pragma once
 
@@ -84,6 +88,8 @@ struct iopf_jheader {
 	uint32_t carry_slots; /* per worker */
 	uint32_t carry_bytes; /* data bytes of a carry slot */
 	uint64_t size;        /* of the whole journal */
+	uint32_t test_marks;  /* fault injection: hooks that fired on this journal
+	                       * (in the header's padding: the layout is unchanged) */
 };
 
 struct iopf_journal {

@@ -172,6 +172,8 @@ struct manager {
 	int journal_fd;
 	void *journal_map;
 	size_t journal_size;
+	bool journal_deferred; /* the old journal is formatted only once answered */
+	bool restoring;        /* persist_restore() runs: the state is saved once, at its end */
 	struct iopf_journal journal;
 	uint64_t restored_objects, recovered_groups;
 	uint64_t reanswered_groups; /* kernel groups answered again after a kill while answering */

@@ -14,13 +14,15 @@ install -D -m 0755 "$B/iopfd" /run/iopfd-test/bin/iopfd
 sed "s|@IOPFD@|/run/iopfd-test/bin/iopfd|" "$SRC/units/iopfd.service.in" >"$U/iopfd.service"
 cp "$SRC/units/iopfd.socket" "$U/"
 # Test settings: a short watchdog, the hook that hangs a worker on SIGUSR2
-# so that the watchdog has something to catch, and the one that kills iopfd
-# between marking a kernel batch ANSWERING and writing its answers.
+# so that the watchdog has something to catch, the one that kills iopfd
+# between marking a kernel batch ANSWERING and writing its answers, and the
+# one that kills the next iopfd (once) before it has answered that batch.
 cat >"$U/iopfd.service.d/test.conf" <<CONF
 [Service]
 WatchdogSec=4s
 Environment=IOPFD_TEST_HANG_ON_SIGUSR2=1
 Environment=IOPFD_TEST_DIE_ANSWERING_ON_SIGUSR1=1
+Environment=IOPFD_TEST_DIE_IN_RECOVERY=1
 CONF
 systemctl daemon-reload
 systemctl start iopfd.socket

@@ -910,17 +910,20 @@ static void watchdog_restart(void) {
 	 * watchdog; systemd kills and restarts it. */
 	sd_varlink_unref(signal_and_await_restart(&l, SIGUSR2, 0));
 	kernel_faults(&l, 300);
-	const char *fired = sh("journalctl -u iopfd.service -o cat --no-pager | grep -c 'stopped answering' || true");
-	const char *killed = sh("journalctl -u iopfd.service -o cat --no-pager | grep -ci 'watchdog' || true");
-	printf("# watchdog: iopfd saw a hung worker %s time(s); journal lines about the watchdog: %s\n", fired, killed);
-	CHECK(atoi(fired) >= 1, "iopfd did not notice the hung worker");
+	/* sh() answers in one buffer: each answer read before the next call. */
+	int fired = atoi(sh("journalctl -u iopfd.service -o cat --no-pager | grep -c 'stopped answering' || true"));
+	int killed = atoi(sh("journalctl -u iopfd.service -o cat --no-pager | grep -ci 'watchdog' || true"));
+	printf("# watchdog: iopfd saw a hung worker %d time(s); journal lines about the watchdog: %d\n", fired, killed);
+	CHECK(fired >= 1, "iopfd did not notice the hung worker");
 	service_load_check(&l, "watchdog");
 }
 
 /* The instant journal.h describes, made wide: with the test hook armed
  * (IOPFD_TEST_DIE_ANSWERING_ON_SIGUSR1 in the test's drop-in), the next
  * batch of the kernel queue turns its slot ANSWERING and the process is
- * killed before the write. The restart must answer that batch again. */
+ * killed before the write. The next iopfd dies too, before answering it
+ * (IOPFD_TEST_DIE_IN_RECOVERY, once per journal); the one after must still
+ * find the batch in the journal and answer it again. */
 static void kill_while_answering(void) {
 	struct service_load l = {0};
 	service_load_start(&l, 4000);
@@ -929,9 +932,12 @@ static void kill_while_answering(void) {
 	uint64_t again = iopfc_u64(stats(v), "reansweredGroups");
 	sd_varlink_unref(v);
 	kernel_faults(&l, 100);
-	const char *armed = sh("journalctl -u iopfd.service -o cat --no-pager | grep -c 'fault injection: the next kernel' || true");
+	int armed = atoi(sh("journalctl -u iopfd.service -o cat --no-pager | grep -c 'fault injection: the next kernel' || true"));
 	printf("# killed while answering: %lu kernel groups answered again by the next iopfd\n", (unsigned long)again);
-	CHECK(atoi(armed) >= 1, "the hook was not armed");
+	int died = atoi(sh("journalctl -u iopfd.service -o cat --no-pager | grep -c 'fault injection: dying before the journal' || true"));
+	printf("# killed while answering: the next iopfd died before answering it %d time(s)\n", died);
+	CHECK(armed >= 1, "the hook was not armed");
+	CHECK(died >= 1, "the restart was not killed before answering the journal");
 	CHECK(again >= 1, "no group was answered again (the kill did not land in the window)");
 	service_load_check(&l, "killed while answering");
 }
