@@ -74,6 +74,11 @@ int iopf_journal_open(void *base, size_t size, struct iopf_journal *out) {
 	const struct iopf_jheader *h = base;
 	if (!base || size < sizeof(*h) || memcmp(h->magic, IOPF_JOURNAL_MAGIC, sizeof(h->magic)) != 0)
 		return -EBADMSG;
+	/* Bounds first, so that the size computed below cannot wrap: the
+	 * header comes from a memfd that outlived whoever wrote it. */
+	if (h->slot_bytes == 0 || h->slot_bytes > (1u << 24) || h->carry_slots > (1u << 16) ||
+	    h->carry_bytes > (1u << 24))
+		return -EBADMSG;
 	if (h->size > size || h->workers == 0 || h->workers > 1024 ||
 	    h->size != iopf_journal_size(h->workers, h->slot_bytes, h->carry_slots, h->carry_bytes))
 		return -EBADMSG;

@@ -10,6 +10,7 @@
 #include "iopfd/batch.h"
 #include "iopfd/bindings.h"
 #include "iopfd/engine.h"
+#include "iopfd/journal.h"
 #include "iopfd/space.h"
 
 #define PG 4096ull
@@ -512,6 +513,33 @@ Test(engine, queues_removed_one_by_one_under_load) {
 	}
 	iopf_bindings_remove_space(iopf_engine_bindings(engine), s);
 	iopf_space_destroy(s);
+}
+
+/* A journal is taken back only when its header describes exactly what
+ * lies behind it: fields out of bounds (whose products could wrap) or a
+ * size that does not match are refused. */
+Test(engine, journal_open_refuses_forged_headers) {
+	size_t size = iopf_journal_size(2, 4096, 4, 1024);
+	void *mem = aligned_alloc(64, size);
+	struct iopf_journal j;
+	cr_assert_eq(iopf_journal_format(mem, size, 2, 4096, 4, 1024, &j), 0);
+	cr_assert_eq(iopf_journal_open(mem, size, &j), 0);
+	struct iopf_jheader *h = mem, saved = *h;
+	h->carry_slots = 1u << 31;
+	cr_assert_eq(iopf_journal_open(mem, size, &j), -EBADMSG, "carry slots out of bounds");
+	*h = saved;
+	h->carry_bytes = UINT32_MAX;
+	cr_assert_eq(iopf_journal_open(mem, size, &j), -EBADMSG, "carry bytes out of bounds");
+	*h = saved;
+	h->slot_bytes = 0;
+	cr_assert_eq(iopf_journal_open(mem, size, &j), -EBADMSG, "no slot data");
+	*h = saved;
+	h->workers = 3;
+	cr_assert_eq(iopf_journal_open(mem, size, &j), -EBADMSG, "more workers than the memory holds");
+	*h = saved;
+	cr_assert_eq(iopf_journal_open(mem, size - 64, &j), -EBADMSG, "memory shorter than the header says");
+	cr_assert_eq(iopf_journal_open(mem, size, &j), 0);
+	free(mem);
 }
 
 /* With a journal, a partial group waits in a carry slot of the worker's
