@@ -19,6 +19,7 @@
 #include <sys/mman.h>
 
 #include "../common.h"
+#include "space-common.h"
 #include "iopfd/bindings.h"
 #include "iopfd/engine.h"
 #include "iopfd/log.h"
@@ -200,22 +201,6 @@ static struct iopf_space *space_new(enum iopf_backend_kind be, uint64_t quota) {
 	return s;
 }
 
-static int fault(struct iopf_space *s, uint64_t iova) {
-	struct iopf_page_ref ref;
-	iopf_rcu_read_lock();
-	int r = iopf_space_fault(s, iova, IOPF_PERM_READ, 0, &ref);
-	if (r == 0)
-		iopf_page_release(&ref);
-	iopf_rcu_read_unlock();
-	return r;
-}
-
-static uint64_t pinned(struct iopf_space *s) {
-	struct iopf_space_stats st;
-	iopf_space_get_stats(s, &st);
-	return st.pinned_bytes;
-}
-
 static int op_space_new(void *p) {
 	struct space_ctx *c = p;
 	struct iopf_space_config cfg = {
@@ -255,7 +240,7 @@ static void setup_one_region(void *p) {
 		.iova = IOVA, .length = 64 * PG, .memfd = c->memfd, .perm = IOPF_PERM_READ | IOPF_PERM_WRITE,
 	};
 	cr_assert_eq(iopf_space_add_region(c->s, &rc, &c->r1), 0);
-	cr_assert_eq(fault(c->s, IOVA), 0);
+	cr_assert_eq(space_fault(c->s, IOVA, IOPF_PERM_READ), 0);
 	c->r2 = 0;
 }
 
@@ -272,16 +257,16 @@ static void check_add_region(void *p, int r, bool failed) {
 	struct space_ctx *c = p;
 	if (r < 0) {
 		cr_assert_eq(iopf_space_region_count(c->s), 1, "the failed region is not there");
-		cr_assert_eq(fault(c->s, IOVA + 64 * PG), -ENOENT);
-		cr_assert_eq(fault(c->s, IOVA + PG), 0, "the old region still serves");
+		cr_assert_eq(space_fault(c->s, IOVA + 64 * PG, IOPF_PERM_READ), -ENOENT);
+		cr_assert_eq(space_fault(c->s, IOVA + PG, IOPF_PERM_READ), 0, "the old region still serves");
 		/* Usable: the same call succeeds now. */
 		cr_assert_eq(op_add_region(c), 0);
 	}
 	cr_assert_eq(iopf_space_region_count(c->s), 2);
-	cr_assert_eq(fault(c->s, IOVA + 64 * PG), 0);
+	cr_assert_eq(space_fault(c->s, IOVA + 64 * PG, IOPF_PERM_READ), 0);
 	cr_assert_eq(iopf_space_remove_region(c->s, c->r2), 0);
 	cr_assert_eq(iopf_space_remove_region(c->s, c->r1), 0);
-	cr_assert_eq(pinned(c->s), 0);
+	cr_assert_eq(space_pinned(c->s), 0);
 	iopf_space_destroy(c->s);
 }
 
@@ -298,7 +283,7 @@ static void setup_two_regions(void *p) {
 	struct space_ctx *c = p;
 	setup_one_region(c);
 	cr_assert_eq(op_add_region(c), 0);
-	cr_assert_eq(fault(c->s, IOVA + 64 * PG), 0);
+	cr_assert_eq(space_fault(c->s, IOVA + 64 * PG, IOPF_PERM_READ), 0);
 }
 
 static int op_remove_region(void *p) {
@@ -310,13 +295,13 @@ static void check_remove_region(void *p, int r, bool failed) {
 	struct space_ctx *c = p;
 	if (r < 0) {
 		cr_assert_eq(iopf_space_region_count(c->s), 2, "nothing removed");
-		cr_assert_eq(fault(c->s, IOVA + PG), 0, "the region still serves");
+		cr_assert_eq(space_fault(c->s, IOVA + PG, IOPF_PERM_READ), 0, "the region still serves");
 		cr_assert_eq(op_remove_region(c), 0);
 	}
 	cr_assert_eq(iopf_space_region_count(c->s), 1);
-	cr_assert_eq(fault(c->s, IOVA), -ENOENT);
-	cr_assert_eq(pinned(c->s), PG, "the other region's page only");
-	cr_assert_eq(fault(c->s, IOVA + 100 * PG), 0, "the other region still serves");
+	cr_assert_eq(space_fault(c->s, IOVA, IOPF_PERM_READ), -ENOENT);
+	cr_assert_eq(space_pinned(c->s), PG, "the other region's page only");
+	cr_assert_eq(space_fault(c->s, IOVA + 100 * PG, IOPF_PERM_READ), 0, "the other region still serves");
 	iopf_space_destroy(c->s);
 }
 
@@ -333,18 +318,18 @@ Test(alloc, remove_region) {
 
 static int op_fault_grows_ring(void *p) {
 	struct space_ctx *c = p;
-	return fault(c->s, IOVA + 127 * PG);
+	return space_fault(c->s, IOVA + 127 * PG, IOPF_PERM_READ);
 }
 
 static void check_fault_grows_ring(void *p, int r, bool failed) {
 	struct space_ctx *c = p;
-	uint64_t before = pinned(c->s);
+	uint64_t before = space_pinned(c->s);
 	if (r < 0) {
 		struct iopf_space_stats st;
 		iopf_space_get_stats(c->s, &st);
 		cr_assert_eq(st.maps, 64, "nothing mapped for the refused fault");
-		cr_assert_eq(fault(c->s, IOVA + 127 * PG), 0, "the same fault succeeds now");
-		cr_assert_gt(pinned(c->s), before);
+		cr_assert_eq(space_fault(c->s, IOVA + 127 * PG, IOPF_PERM_READ), 0, "the same fault succeeds now");
+		cr_assert_gt(space_pinned(c->s), before);
 	}
 	struct iopf_space_stats st;
 	iopf_space_get_stats(c->s, &st);
@@ -368,7 +353,7 @@ static void setup_ring_64(void *p) {
 	};
 	cr_assert_eq(iopf_space_add_region(c->s, &rc, &c->r1), 0);
 	for (unsigned i = 0; i < 64; i++)
-		cr_assert_eq(fault(c->s, IOVA + i * PG), 0);
+		cr_assert_eq(space_fault(c->s, IOVA + i * PG, IOPF_PERM_READ), 0);
 }
 
 Test(alloc, fault_path_ring_growth) {

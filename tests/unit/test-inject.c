@@ -22,6 +22,7 @@
 #include <sys/eventfd.h>
 
 #include "../common.h"
+#include "space-common.h"
 #include "emu.h"
 #include "iopfd/backend.h"
 #include "iopfd/batch.h"
@@ -563,17 +564,6 @@ Test(inject, backend_unmap_failures_keep_the_books_right) {
 	emu_queue_free(emu[1]);
 }
 
-/* One fault in a read-side section, hold released at once. */
-static int fault(struct iopf_space *s, uint64_t iova) {
-	struct iopf_page_ref ref;
-	iopf_rcu_read_lock();
-	int r = iopf_space_fault(s, iova, IOPF_PERM_READ, 0, &ref);
-	if (r == 0)
-		iopf_page_release(&ref);
-	iopf_rcu_read_unlock();
-	return r;
-}
-
 /*
  * Removing a region whose unmaps fail: the region is gone either way, so
  * nothing of it may stay in the eviction ring (the clock would touch a
@@ -589,7 +579,7 @@ Test(inject, region_removed_while_unmap_fails) {
 	uint64_t r2;
 	cr_assert_eq(iopf_space_add_region(s, &rc, &r2), 0);
 	for (uint64_t i = 0; i < 4; i++)
-		cr_assert_eq(fault(s, IOVA + PAGES * PG + i * PG), 0);
+		cr_assert_eq(space_fault(s, IOVA + PAGES * PG + i * PG, IOPF_PERM_READ), 0);
 	f.unmap_always_fails = true;
 	cr_assert_eq(iopf_space_remove_region(s, r2), 0, "the region goes even if unmapping it fails");
 	cr_assert_eq(FB_GET(f.unmap_fails), 4);
@@ -603,7 +593,7 @@ Test(inject, region_removed_while_unmap_fails) {
 	 * ever meet areas of live regions (ASan: no use after free). */
 	f.unmap_always_fails = false;
 	for (uint64_t i = 0; i < 2 * quota / PG; i++)
-		cr_assert_eq(fault(s, IOVA + i * PG), 0, "fault %lu", i);
+		cr_assert_eq(space_fault(s, IOVA + i * PG, IOPF_PERM_READ), 0, "fault %lu", i);
 	check_books(s, &f, quota);
 	iopf_space_destroy(s);
 	cr_assert_eq(FB_GET(f.mapped_pages), 0);
@@ -897,7 +887,7 @@ static void *hammer_main(void *arg) {
 	iopf_rcu_register();
 	while (!__atomic_load_n(&h->stop, __ATOMIC_ACQUIRE)) {
 		for (uint64_t i = 0; i < 64; i++) {
-			if (fault(h->s, IOVA + i * PG) != 0)
+			if (space_fault(h->s, IOVA + i * PG, IOPF_PERM_READ) != 0)
 				h->refused++;
 			h->faults++;
 		}
@@ -929,7 +919,7 @@ Test(inject, eviction_under_concurrent_hits_never_refuses) {
 	uint64_t refused = 0;
 	for (unsigned round = 0; round < 200; round++)
 		for (uint64_t i = 64; i < PAGES; i++)
-			refused += fault(s, IOVA + i * PG) != 0;
+			refused += space_fault(s, IOVA + i * PG, IOPF_PERM_READ) != 0;
 	__atomic_store_n(&h.stop, 1, __ATOMIC_RELEASE);
 	pthread_join(th, NULL);
 	struct iopf_space_stats st;
@@ -999,7 +989,7 @@ Test(inject, holds_survive_a_window_being_published) {
 		pthread_create(&th, NULL, touch_when_pinned, &t);
 		while (!__atomic_load_n(&t.ready, __ATOMIC_ACQUIRE))
 			;
-		cr_assert_eq(fault(s, IOVA + p * PG), 0);
+		cr_assert_eq(space_fault(s, IOVA + p * PG, IOPF_PERM_READ), 0);
 		pthread_join(th, NULL);
 		cr_assert(__atomic_load_n(&t.held, __ATOMIC_ACQUIRE), "the other worker never saw the page pinned");
 		struct iopf_page_ref ref = {.region = r, .page = p};

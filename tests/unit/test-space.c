@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 
 #include "../common.h"
+#include "space-common.h"
 #include "iopfd/space.h"
 
 #define PG 4096ull
@@ -35,23 +36,6 @@ static uint64_t add_region(struct iopf_space *s, uint64_t iova, uint64_t len, in
 	int r = iopf_space_add_region(s, &rc, &id);
 	cr_assert_eq(r, 0, "add_region: %s", strerror(-r));
 	return id;
-}
-
-/* One fault inside a read-side section; releases the hold at once. */
-static int fault(struct iopf_space *s, uint64_t iova, uint32_t perm) {
-	struct iopf_page_ref ref;
-	iopf_rcu_read_lock();
-	int r = iopf_space_fault(s, iova, perm, 0, &ref);
-	if (r == 0)
-		iopf_page_release(&ref);
-	iopf_rcu_read_unlock();
-	return r;
-}
-
-static uint64_t pinned(struct iopf_space *s) {
-	struct iopf_space_stats st;
-	iopf_space_get_stats(s, &st);
-	return st.pinned_bytes;
 }
 
 Test(space, config_is_checked) {
@@ -156,7 +140,7 @@ Test(space, lookup_finds_the_right_region) {
 	for (uint64_t a = IOVA - PG; a < IOVA + 21 * 16 * PG; a += PG) {
 		uint64_t rel = a - IOVA;
 		bool inside = a >= IOVA && rel < 20 * 16 * PG && (rel % (16 * PG)) < 8 * PG;
-		cr_assert_eq(fault(s, a, IOPF_PERM_READ), inside ? 0 : -ENOENT, "at %#lx", (unsigned long)a);
+		cr_assert_eq(space_fault(s, a, IOPF_PERM_READ), inside ? 0 : -ENOENT, "at %#lx", (unsigned long)a);
 	}
 	iopf_space_destroy(s);
 }
@@ -191,8 +175,8 @@ ParameterizedTest(struct perm_case *c, space, permission_matrix) {
 	struct iopf_space *s = make_space(IOPF_BACKEND_MLOCK, 1 << 20, 0, 0);
 	int fd = sealed_memfd(4 * PG);
 	add_region(s, IOVA, 4 * PG, fd, c->region);
-	cr_assert_eq(fault(s, IOVA + PG, c->request), c->expect, "region %#x request %#x", c->region, c->request);
-	cr_assert_eq(pinned(s), c->expect == 0 ? PG : 0, "a refused fault maps nothing");
+	cr_assert_eq(space_fault(s, IOVA + PG, c->request), c->expect, "region %#x request %#x", c->region, c->request);
+	cr_assert_eq(space_pinned(s), c->expect == 0 ? PG : 0, "a refused fault maps nothing");
 	close(fd);
 	iopf_space_destroy(s);
 }
@@ -200,12 +184,12 @@ ParameterizedTest(struct perm_case *c, space, permission_matrix) {
 Test(space, fault_around_window_is_aligned_and_clipped) {
 	struct iopf_space *s = make_space(IOPF_BACKEND_NONE, 1 << 30, 8 * PG, 64 * PG);
 	add_region(s, IOVA, 20 * PG, -1, IOPF_PERM_READ);
-	cr_assert_eq(fault(s, IOVA + 5 * PG, IOPF_PERM_READ), 0);
-	cr_assert_eq(pinned(s), 8 * PG, "pages 0..7");
-	cr_assert_eq(fault(s, IOVA + 7 * PG, IOPF_PERM_READ), 0);
-	cr_assert_eq(pinned(s), 8 * PG, "already mapped");
-	cr_assert_eq(fault(s, IOVA + 17 * PG, IOPF_PERM_READ), 0);
-	cr_assert_eq(pinned(s), 12 * PG, "pages 16..19: clipped at the region's end");
+	cr_assert_eq(space_fault(s, IOVA + 5 * PG, IOPF_PERM_READ), 0);
+	cr_assert_eq(space_pinned(s), 8 * PG, "pages 0..7");
+	cr_assert_eq(space_fault(s, IOVA + 7 * PG, IOPF_PERM_READ), 0);
+	cr_assert_eq(space_pinned(s), 8 * PG, "already mapped");
+	cr_assert_eq(space_fault(s, IOVA + 17 * PG, IOPF_PERM_READ), 0);
+	cr_assert_eq(space_pinned(s), 12 * PG, "pages 16..19: clipped at the region's end");
 
 	/* The kernel's length hint widens the window, up to window_max. */
 	struct iopf_page_ref ref;
@@ -213,7 +197,7 @@ Test(space, fault_around_window_is_aligned_and_clipped) {
 	cr_assert_eq(iopf_space_fault(s, IOVA + 9 * PG, IOPF_PERM_READ, 4 * PG, &ref), 0);
 	iopf_page_release(&ref);
 	iopf_rcu_read_unlock();
-	cr_assert_eq(pinned(s), 20 * PG, "pages 8..15 added (hint below min: min wins)");
+	cr_assert_eq(space_pinned(s), 20 * PG, "pages 8..15 added (hint below min: min wins)");
 	iopf_space_destroy(s);
 
 	s = make_space(IOPF_BACKEND_NONE, 1 << 30, PG, 16 * PG);
@@ -222,10 +206,10 @@ Test(space, fault_around_window_is_aligned_and_clipped) {
 	cr_assert_eq(iopf_space_fault(s, IOVA + 33 * PG, IOPF_PERM_READ, 1 << 30, &ref), 0);
 	iopf_page_release(&ref);
 	iopf_rcu_read_unlock();
-	cr_assert_eq(pinned(s), 16 * PG, "a huge hint is capped at window_max: pages 32..47");
-	cr_assert_eq(fault(s, IOVA + 47 * PG, IOPF_PERM_READ), 0);
-	cr_assert_eq(fault(s, IOVA + 48 * PG, IOPF_PERM_READ), 0);
-	cr_assert_eq(pinned(s), 17 * PG);
+	cr_assert_eq(space_pinned(s), 16 * PG, "a huge hint is capped at window_max: pages 32..47");
+	cr_assert_eq(space_fault(s, IOVA + 47 * PG, IOPF_PERM_READ), 0);
+	cr_assert_eq(space_fault(s, IOVA + 48 * PG, IOPF_PERM_READ), 0);
+	cr_assert_eq(space_pinned(s), 17 * PG);
 	iopf_space_destroy(s);
 }
 
@@ -236,8 +220,8 @@ Test(space, quota_is_never_exceeded) {
 	uint64_t x = 7;
 	for (int i = 0; i < 20000; i++) {
 		x = x * 6364136223846793005ull + 1442695040888963407ull;
-		cr_assert_eq(fault(s, IOVA + ((x >> 33) % 1024) * PG, IOPF_PERM_READ), 0);
-		cr_assert_leq(pinned(s), quota);
+		cr_assert_eq(space_fault(s, IOVA + ((x >> 33) % 1024) * PG, IOPF_PERM_READ), 0);
+		cr_assert_leq(space_pinned(s), quota);
 	}
 	struct iopf_space_stats st;
 	iopf_space_get_stats(s, &st);
@@ -283,8 +267,8 @@ Test(space, held_pages_are_never_evicted) {
 Test(space, window_shrinks_to_the_page_under_pressure) {
 	struct iopf_space *s = make_space(IOPF_BACKEND_NONE, 3 * PG, 8 * PG, 8 * PG);
 	add_region(s, IOVA, 64 * PG, -1, IOPF_PERM_READ);
-	cr_assert_eq(fault(s, IOVA + 20 * PG, IOPF_PERM_READ), 0);
-	cr_assert_eq(pinned(s), PG, "an 8-page window cannot fit a 3-page quota: the page alone");
+	cr_assert_eq(space_fault(s, IOVA + 20 * PG, IOPF_PERM_READ), 0);
+	cr_assert_eq(space_pinned(s), PG, "an 8-page window cannot fit a 3-page quota: the page alone");
 	iopf_space_destroy(s);
 }
 
@@ -305,16 +289,16 @@ Test(space, mlock_backend_really_locks_and_unlocks) {
 	int fd = sealed_memfd(1024 * PG);
 	add_region(s, IOVA, 1024 * PG, fd, IOPF_PERM_READ | IOPF_PERM_WRITE);
 	for (int i = 0; i < 1024; i += 3) {
-		cr_assert_eq(fault(s, IOVA + (uint64_t)i * PG, IOPF_PERM_WRITE), 0);
-		cr_assert_leq(pinned(s), quota);
+		cr_assert_eq(space_fault(s, IOVA + (uint64_t)i * PG, IOPF_PERM_WRITE), 0);
+		cr_assert_leq(space_pinned(s), quota);
 		if (CHECK_LOCKED)
-			cr_assert_eq(locked_bytes() - base, (long)pinned(s), "VmLck follows pinned bytes at %d", i);
+			cr_assert_eq(locked_bytes() - base, (long)space_pinned(s), "VmLck follows pinned bytes at %d", i);
 	}
-	cr_assert_eq(pinned(s), quota);
+	cr_assert_eq(space_pinned(s), quota);
 	cr_assert_eq(iopf_space_evict_all(s), quota);
 	if (CHECK_LOCKED)
 		cr_assert_eq(locked_bytes(), base, "everything unlocked");
-	cr_assert_eq(fault(s, IOVA, IOPF_PERM_READ), 0, "served again after eviction");
+	cr_assert_eq(space_fault(s, IOVA, IOPF_PERM_READ), 0, "served again after eviction");
 	if (CHECK_LOCKED)
 		cr_assert_eq(locked_bytes() - base, (long)(4 * PG));
 	close(fd);
@@ -331,7 +315,7 @@ Test(space, mlock_populates_the_clients_pages) {
 	cr_assert_neq(client, MAP_FAILED);
 	client[3 * PG] = 'x';
 	add_region(s, IOVA, 8 * PG, fd, IOPF_PERM_READ | IOPF_PERM_WRITE);
-	cr_assert_eq(fault(s, IOVA + 3 * PG, IOPF_PERM_READ), 0);
+	cr_assert_eq(space_fault(s, IOVA + 3 * PG, IOPF_PERM_READ), 0);
 	struct iopf_region *r = iopf_region_find(s->regions, IOVA);
 	cr_assert_eq(((char *)r->backend_data)[3 * PG], 'x', "the daemon maps the client's page");
 	munmap(client, 8 * PG);
@@ -349,14 +333,14 @@ Test(space, remove_region_unmaps_what_it_pinned) {
 	uint64_t b;
 	cr_assert_eq(iopf_space_add_region(s, &rc, &b), 0);
 	for (int i = 0; i < 32; i += 2)
-		cr_assert_eq(fault(s, IOVA + (uint64_t)i * PG, IOPF_PERM_READ), 0);
-	cr_assert_eq(pinned(s), 16 * PG);
+		cr_assert_eq(space_fault(s, IOVA + (uint64_t)i * PG, IOPF_PERM_READ), 0);
+	cr_assert_eq(space_pinned(s), 16 * PG);
 	cr_assert_eq(iopf_space_remove_region(s, a), 0);
-	cr_assert_eq(pinned(s), 8 * PG, "region a's pages unmapped, b's kept");
+	cr_assert_eq(space_pinned(s), 8 * PG, "region a's pages unmapped, b's kept");
 	if (CHECK_LOCKED)
 		cr_assert_eq(locked_bytes() - base, (long)(8 * PG));
-	cr_assert_eq(fault(s, IOVA, IOPF_PERM_READ), -ENOENT, "gone");
-	cr_assert_eq(fault(s, IOVA + 16 * PG, IOPF_PERM_READ), 0, "b still served");
+	cr_assert_eq(space_fault(s, IOVA, IOPF_PERM_READ), -ENOENT, "gone");
+	cr_assert_eq(space_fault(s, IOVA + 16 * PG, IOPF_PERM_READ), 0, "b still served");
 	cr_assert_eq(iopf_space_remove_region(s, a), -ENOENT);
 	close(fd);
 	iopf_space_destroy(s);
