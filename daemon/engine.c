@@ -21,6 +21,8 @@
 enum cmd_type {
 	CMD_ADD,
 	CMD_REMOVE,
+	CMD_PAUSE,
+	CMD_RESUME,
 	CMD_DRAIN,
 	CMD_STATS,
 	CMD_QUIT,
@@ -47,6 +49,7 @@ struct iopf_worker {
 	struct cds_wfcq_head cmd_head;
 	struct cds_wfcq_tail cmd_tail;
 	unsigned n_queues; /* read by the control side to balance */
+	unsigned n_leaving; /* queues whose removal waits on their peer */
 	uint64_t pings;    /* control side only */
 	uint64_t pongs;    /* written by the worker, read by the control side */
 	struct cds_list_head queues;
@@ -63,6 +66,8 @@ struct iopf_worker {
 	size_t max_groups;
 	iopf_response *resp;
 	struct iopf_resolver res;
+	uint8_t *peek; /* a partial group and what follows it (see complete_group) */
+	size_t peek_cap;
 };
 
 struct iopf_engine {
@@ -320,62 +325,91 @@ static enum iopf_queue_close process(struct iopf_worker *w, struct iopf_queue *q
 	return why;
 }
 
+/*
+ * One read of at most `want` bytes behind what the queue carries, then
+ * resolve and answer it. Returns the bytes read, 0 when nothing was queued,
+ * or -1 when the queue had to be closed.
+ */
+static ssize_t read_batch(struct iopf_worker *w, struct iopf_queue *q, size_t want) {
+	size_t have = q->rem_len;
+	if (have)
+		memcpy(w->rbuf, carried_bytes(w, q), have);
+	journal_reading(w, q, have);
+	ssize_t n = q->ops->read(q, w->rbuf + have, want);
+	IOPF_STAT_INC(w->c.reads);
+	if (n <= 0)
+		journal_answered(w, have); /* the carried bytes stay where they are */
+	if (n == 0) {
+		IOPF_STAT_INC(w->c.empty_reads);
+		return 0;
+	}
+	if (n < 0) {
+		if (n == -EPIPE) {
+			IOPF_STAT_INC(w->c.hangups);
+			close_queue(w, q, IOPF_QUEUE_HANGUP);
+		} else {
+			IOPF_STAT_INC(w->c.read_errors);
+			close_queue(w, q, IOPF_QUEUE_IO_ERROR);
+		}
+		return -1;
+	}
+	/* Journal the batch, then let go of the carried bytes it now holds. */
+	journal_read(w, have + (size_t)n);
+	drop_remainder(w, q);
+	enum iopf_queue_close why = process(w, q, have + (size_t)n, now_ns());
+	if (why != IOPF_QUEUE_OPEN) {
+		if (why == IOPF_QUEUE_HANGUP)
+			IOPF_STAT_INC(w->c.hangups);
+		close_queue(w, q, why);
+		return -1;
+	}
+	return n;
+}
+
+/* Send what a relay peer has not taken yet. Returns 0 when all is out,
+ * -EAGAIN when some remains (EPOLLOUT is then wanted), or -1 when the queue
+ * had to be closed. */
+static int flush_backlog(struct iopf_worker *w, struct iopf_queue *q) {
+	int r = q->ops->flush(q, &w->c);
+	journal_backlog(w, q);
+	if (r == 0 || r == -EAGAIN)
+		return r;
+	close_queue(w, q, r == -EPIPE ? IOPF_QUEUE_HANGUP : IOPF_QUEUE_IO_ERROR);
+	return -1;
+}
+
+static void leave_step(struct iopf_worker *w, struct iopf_queue *q);
+
 static void serve_queue(struct iopf_worker *w, struct iopf_queue *q) {
 	if (q->closed)
 		return; /* dropped earlier in this round of events */
 	IOPF_STAT_INC(w->c.wakeups);
+	if (q->leaving) {
+		leave_step(w, q);
+		return;
+	}
 
 	if (q->out_len) {
-		int r = q->ops->flush(q, &w->c);
-		journal_backlog(w, q);
-		if (r == -EAGAIN)
-			return; /* still backed up; EPOLLOUT is on */
-		if (r < 0) {
-			close_queue(w, q, r == -EPIPE ? IOPF_QUEUE_HANGUP : IOPF_QUEUE_IO_ERROR);
-			return;
-		}
+		if (flush_backlog(w, q) != 0)
+			return; /* still backed up (EPOLLOUT is on), or closed */
 		set_interest(w, q, EPOLLIN);
 	}
 
 	for (unsigned round = 0; round < w->e->cfg.fairness_reads; round++) {
-		size_t have = q->rem_len;
-		if (have)
-			memcpy(w->rbuf, carried_bytes(w, q), have);
-		journal_reading(w, q, have);
-		ssize_t n = q->ops->read(q, w->rbuf + have, w->rcap - have);
-		IOPF_STAT_INC(w->c.reads);
+		/* Being paused or taken back: what is not read yet stays in
+		 * the queue, for whoever holds it next. */
+		if (__atomic_load_n(&q->stop_reading, __ATOMIC_ACQUIRE))
+			return;
+		size_t want = w->rcap - q->rem_len;
+		ssize_t n = read_batch(w, q, want);
 		if (n <= 0)
-			journal_answered(w, have); /* the carried bytes stay where they are */
-		if (n == 0) {
-			IOPF_STAT_INC(w->c.empty_reads);
 			return;
-		}
-		if (n < 0) {
-			if (n == -EPIPE) {
-				IOPF_STAT_INC(w->c.hangups);
-				close_queue(w, q, IOPF_QUEUE_HANGUP);
-			} else {
-				IOPF_STAT_INC(w->c.read_errors);
-				close_queue(w, q, IOPF_QUEUE_IO_ERROR);
-			}
-			return;
-		}
-		/* Journal the batch, then let go of the carried bytes it now holds. */
-		journal_read(w, have + (size_t)n);
-		drop_remainder(w, q);
-		enum iopf_queue_close why = process(w, q, have + (size_t)n, now_ns());
-		if (why != IOPF_QUEUE_OPEN) {
-			if (why == IOPF_QUEUE_HANGUP)
-				IOPF_STAT_INC(w->c.hangups);
-			close_queue(w, q, why);
-			return;
-		}
 		if (q->out_len) {
 			/* The peer is not reading: stop reading from it too. */
 			set_interest(w, q, EPOLLOUT);
 			return;
 		}
-		if ((size_t)n < w->rcap - have)
+		if ((size_t)n < want)
 			return; /* took all there was */
 	}
 }
@@ -432,20 +466,149 @@ static void flush_queue(struct iopf_worker *w, struct iopf_queue *q) {
 		q->ops->flush(q, &w->c);
 }
 
+/*
+ * Taking a queue back. The control side has set stop_reading, so no new
+ * batch is read, and everything read so far has been answered (resolution
+ * is synchronous). A relay may still hold two things that belong to groups
+ * it read: the start of a group whose rest the peer has not sent yet, and
+ * answers the peer has not taken. The queue stays with the worker until
+ * both are done or the grace period ends, so that the stream is left at a
+ * group boundary for whoever reads it next and every group read is answered.
+ */
+static void leave_done(struct iopf_worker *w, struct iopf_queue *q) {
+	struct iopf_cmd *cmd = q->leaving;
+	if (!q->closed) {
+		if (q->rem_len)
+			IOPF_STAT_INC(w->c.cut_groups);
+		if (q->out_len != q->out_off)
+			/* One sent in part is as good as lost. */
+			IOPF_STAT_ADD(w->c.unsent_responses,
+			              (q->out_len - q->out_off + sizeof(iopf_response) - 1) / sizeof(iopf_response));
+		detach_queue(w, q, IOPF_QUEUE_REMOVED);
+	}
+	q->leaving = NULL;
+	q->worker = NULL;
+	w->n_leaving--;
+	cmd->result = 0;
+	sem_post(&cmd->done);
+}
+
+/* Read exactly the rest of the group the queue carries the start of, if the
+ * peer has sent it. Returns 1 when the group was read and answered, 0 when
+ * its rest has not all come, -1 when the queue was closed, -2 when the
+ * peer went away (the rest can never come). */
+static int complete_group(struct iopf_worker *w, struct iopf_queue *q) {
+	size_t have = q->rem_len;
+	memcpy(w->peek, carried_bytes(w, q), have);
+	ssize_t n = q->ops->peek(q, w->peek + have, w->peek_cap - have);
+	if (n < 0)
+		return -2; /* the peer is gone: the rest can never come */
+	struct iopf_group g;
+	struct iopf_batch b;
+	int r = iopf_batch_parse(w->peek, have + (size_t)n, w->e->cfg.max_group_faults, &g, 1, &b);
+	if (r == 0 && b.n_groups == 0)
+		return 0;
+	/* The whole group, or bytes that break the protocol: reading them
+	 * answers the first and drops the peer for the second. */
+	size_t want = r == 0 ? b.consumed - have : (size_t)n;
+	return read_batch(w, q, want) < 0 ? -1 : 1;
+}
+
+static void leave_step(struct iopf_worker *w, struct iopf_queue *q) {
+	bool gone = false;
+	if (q->rem_len && !q->closed) {
+		int r = complete_group(w, q);
+		gone = r == -2;
+	}
+	if (!q->closed && !gone && q->out_len != q->out_off)
+		flush_backlog(w, q);
+	if (q->closed || gone || (!q->rem_len && q->out_len == q->out_off)) {
+		leave_done(w, q);
+		return;
+	}
+	/* Edge-triggered: a peek takes nothing, so the socket stays readable
+	 * while the group's rest is still on its way. */
+	set_interest(w, q, EPOLLET | (q->rem_len ? EPOLLIN : 0) | (q->out_len != q->out_off ? EPOLLOUT : 0));
+}
+
+/* Back into epoll after a pause, waiting for what the queue needs next. */
+static int epoll_readd(struct iopf_worker *w, struct iopf_queue *q) {
+	uint32_t events = q->out_len != q->out_off ? EPOLLOUT : EPOLLIN;
+	struct epoll_event ev = {.events = events, .data.ptr = q};
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, q->fd, &ev) < 0)
+		return -errno;
+	q->events = events;
+	q->paused = false;
+	return 0;
+}
+
+static int cmd_resume(struct iopf_worker *w, struct iopf_queue *q) {
+	if (q->closed || !q->paused)
+		return 0;
+	__atomic_store_n(&q->stop_reading, 0, __ATOMIC_RELAXED);
+	int r = epoll_readd(w, q);
+	if (r < 0)
+		close_queue(w, q, IOPF_QUEUE_IO_ERROR); /* it could never be read again */
+	return r;
+}
+
 static void cmd_remove(struct iopf_worker *w, struct iopf_cmd *cmd) {
 	struct iopf_queue *q = cmd->q;
 	if (!__atomic_load_n(&q->closed, __ATOMIC_ACQUIRE)) {
-		flush_queue(w, q);
 		if (q->hand_on) {
-			/* Its carries stay in the journal for the next daemon:
-			 * no longer this queue's to drop. */
+			/* It goes on in the next daemon: its carries stay in the
+			 * journal, no longer this queue's to drop. */
+			flush_queue(w, q);
 			journal_hold(w, q);
 			q->carry = q->out_carry = -1;
+		} else if (q->rem_len || q->out_len != q->out_off) {
+			if (q->paused && epoll_readd(w, q) < 0) {
+				detach_queue(w, q, IOPF_QUEUE_REMOVED);
+				goto done;
+			}
+			q->leaving = cmd;
+			q->leave_deadline = now_ns() + (uint64_t)w->e->cfg.leave_ms * 1000000;
+			w->n_leaving++;
+			leave_step(w, q);
+			return; /* leave_done() answers the command */
 		}
 		detach_queue(w, q, IOPF_QUEUE_REMOVED);
 	}
+done:
 	q->worker = NULL;
 	cmd->result = 0;
+	sem_post(&cmd->done);
+}
+
+/* The grace period of queues being taken back ran out. */
+static void leave_expired(struct iopf_worker *w) {
+	uint64_t now = now_ns();
+	struct iopf_queue *q, *tmp;
+	cds_list_for_each_entry_safe(q, tmp, &w->queues, node)
+		if (q->leaving && now >= q->leave_deadline)
+			leave_done(w, q);
+}
+
+/* epoll_wait's timeout: until the nearest grace period ends, or forever. */
+static int leave_timeout_ms(struct iopf_worker *w) {
+	if (!w->n_leaving)
+		return -1;
+	uint64_t now = now_ns(), next = UINT64_MAX;
+	struct iopf_queue *q;
+	cds_list_for_each_entry(q, &w->queues, node)
+		if (q->leaving && q->leave_deadline < next)
+			next = q->leave_deadline;
+	if (next <= now)
+		return 0;
+	return (int)((next - now + 999999) / 1000000);
+}
+
+/* Out of epoll while paused: what is queued stays there. */
+static void cmd_pause(struct iopf_worker *w, struct iopf_queue *q) {
+	if (q->closed || q->paused)
+		return;
+	epoll_ctl(w->epfd, EPOLL_CTL_DEL, q->fd, NULL);
+	q->paused = true;
 }
 
 static void handle_commands(struct iopf_worker *w) {
@@ -464,6 +627,13 @@ static void handle_commands(struct iopf_worker *w) {
 			break;
 		case CMD_REMOVE:
 			cmd_remove(w, cmd);
+			continue; /* answered when the queue is let go */
+		case CMD_PAUSE:
+			cmd_pause(w, cmd->q);
+			cmd->result = 0;
+			break;
+		case CMD_RESUME:
+			cmd->result = cmd_resume(w, cmd->q);
 			break;
 		case CMD_DRAIN: {
 			struct iopf_queue *q;
@@ -506,7 +676,7 @@ static void *worker_main(void *arg) {
 		/* Offline while blocked, so a QSBR grace period never waits
 		 * for an idle worker. */
 		iopf_rcu_offline();
-		int n = epoll_wait(w->epfd, ev, 64, -1);
+		int n = epoll_wait(w->epfd, ev, 64, leave_timeout_ms(w));
 		iopf_rcu_online();
 		IOPF_STAT_INC(w->c.epoll_waits);
 		if (n < 0) {
@@ -525,6 +695,8 @@ static void *worker_main(void *arg) {
 		}
 		if (commands)
 			handle_commands(w);
+		if (w->n_leaving)
+			leave_expired(w);
 		iopf_rcu_quiescent();
 	}
 	struct iopf_queue *q, *tmp;
@@ -577,6 +749,7 @@ static void worker_fini(struct iopf_worker *w) {
 		free(w->rbuf);
 	free(w->groups);
 	free(w->resp);
+	free(w->peek);
 }
 
 static int worker_init(struct iopf_engine *e, struct iopf_worker *w, unsigned index) {
@@ -600,7 +773,10 @@ static int worker_init(struct iopf_engine *e, struct iopf_worker *w, unsigned in
 	}
 	w->groups = calloc(w->max_groups, sizeof(*w->groups));
 	w->resp = calloc(w->max_groups, sizeof(*w->resp));
-	if (!w->rbuf || !w->groups || !w->resp)
+	/* A carried partial group and at most one whole group behind it. */
+	w->peek_cap = 2 * (size_t)e->cfg.max_group_faults * IOPF_RECORD_SIZE;
+	w->peek = aligned_alloc(64, w->peek_cap);
+	if (!w->rbuf || !w->groups || !w->resp || !w->peek)
 		return -ENOMEM;
 	int r = iopf_resolver_init(&w->res, e->bindings, w->max_groups, &w->c);
 	if (r < 0)
@@ -630,6 +806,8 @@ int iopf_engine_new(const struct iopf_engine_config *cfg, struct iopf_engine **o
 		e->cfg.fairness_reads = 8;
 	if (!e->cfg.max_group_faults)
 		e->cfg.max_group_faults = 512;
+	if (!e->cfg.leave_ms)
+		e->cfg.leave_ms = 200;
 	/* A group must fit in one read, or the kernel refuses the read (EINVAL)
 	 * and a relay's group could never complete. */
 	if (e->cfg.read_bytes / IOPF_RECORD_SIZE < e->cfg.max_group_faults || e->cfg.workers > 1024) {
@@ -715,12 +893,28 @@ int iopf_engine_add_queue(struct iopf_engine *e, struct iopf_queue *q) {
 	return iopf_engine_add_queue_to(e, q, best);
 }
 
-int iopf_engine_remove_queue(struct iopf_engine *e, struct iopf_queue *q) {
+/* Stop the worker reading the queue before the command reaches it: it
+ * may be in the middle of several reads of the queue right now. */
+static int queue_cmd(struct iopf_queue *q, enum cmd_type type) {
 	struct iopf_worker *w = q->worker;
 	if (!w)
 		return -ENOENT;
-	struct iopf_cmd cmd = {.type = CMD_REMOVE, .q = q};
+	if (type != CMD_RESUME)
+		__atomic_store_n(&q->stop_reading, 1, __ATOMIC_RELEASE);
+	struct iopf_cmd cmd = {.type = type, .q = q};
 	return send_cmd(w, &cmd);
+}
+
+int iopf_engine_remove_queue(struct iopf_engine *e, struct iopf_queue *q) {
+	return queue_cmd(q, CMD_REMOVE);
+}
+
+int iopf_engine_pause_queue(struct iopf_engine *e, struct iopf_queue *q) {
+	return queue_cmd(q, CMD_PAUSE);
+}
+
+int iopf_engine_resume_queue(struct iopf_engine *e, struct iopf_queue *q) {
+	return queue_cmd(q, CMD_RESUME);
 }
 
 int iopf_engine_drain(struct iopf_engine *e) {

@@ -65,7 +65,7 @@ static int on_closed_event(sd_event_source *s, int fd, uint32_t revents, void *u
 		cds_list_for_each_entry_safe(qo, qt, &m->queues, node)
 			if (__atomic_load_n(&qo->q->closed, __ATOMIC_ACQUIRE) != IOPF_QUEUE_OPEN) {
 				log_warning("queue %u dropped: %s", qo->id, iopf_queue_close_str(qo->q->closed));
-				queue_obj_destroy(m, qo, OBJ_FORGET);
+				queue_obj_destroy(m, qo, OBJ_FORGET, NULL);
 			}
 	}
 	for (;;) {
@@ -84,7 +84,7 @@ static int on_closed_event(sd_event_source *s, int fd, uint32_t revents, void *u
 			log_info("queue %u: peer hung up", qo->id);
 		else
 			log_warning("queue %u dropped: %s", qo->id, iopf_queue_close_str(note.why));
-		queue_obj_destroy(m, qo, OBJ_FORGET);
+		queue_obj_destroy(m, qo, OBJ_FORGET, NULL);
 	}
 	return 0;
 }
@@ -113,7 +113,7 @@ void manager_drain(struct manager *m) {
 	 * persistent objects stay in the fd store for the next start. */
 	struct queue_obj *qo, *qt;
 	cds_list_for_each_entry_safe(qo, qt, &m->queues, node)
-		queue_obj_destroy(m, qo, qo->persistent ? OBJ_KEEP_STORED : OBJ_FORGET);
+		queue_obj_destroy(m, qo, qo->persistent ? OBJ_KEEP_STORED : OBJ_FORGET, NULL);
 	struct space_obj *so, *st;
 	cds_list_for_each_entry_safe(so, st, &m->spaces, node)
 		space_obj_destroy(m, so, so->persistent ? OBJ_KEEP_STORED : OBJ_FORGET);

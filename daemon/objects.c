@@ -72,7 +72,7 @@ static void region_store_name(char *buf, size_t n, uint64_t space, uint64_t regi
 static int on_queue_creator_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
 	struct queue_obj *qo = userdata;
 	log_info("queue %u: the process that created it exited", qo->id);
-	queue_obj_destroy(qo->m, qo, OBJ_FORGET);
+	queue_obj_destroy(qo->m, qo, OBJ_FORGET, NULL);
 	return 0;
 }
 
@@ -159,14 +159,19 @@ fail:
 	return -ENOMEM;
 }
 
-void queue_obj_destroy(struct manager *m, struct queue_obj *qo, enum obj_end how) {
-	/* Bindings first, so nothing routes to the queue any more; then the
-	 * worker answers whatever it read and lets go. A queue kept in the
-	 * store keeps its bindings in the saved state. */
-	if (how == OBJ_FORGET)
-		iopf_bindings_remove_queue(iopf_engine_bindings(m->engine), qo->id);
+void queue_obj_destroy(struct manager *m, struct queue_obj *qo, enum obj_end how, struct iopf_queue_stats *final) {
+	/* The worker first: it stops reading, and every group it read is
+	 * answered while the queue's bindings still route it (a group read and
+	 * then refused for want of a binding would fail a device's request for
+	 * nothing). What it did not read stays in the queue for whoever else
+	 * holds it. Then the bindings go; a queue kept in the store keeps them
+	 * in the saved state. */
 	qo->q->hand_on = how == OBJ_KEEP_STORED;
 	iopf_engine_remove_queue(m->engine, qo->q);
+	if (how == OBJ_FORGET)
+		iopf_bindings_remove_queue(iopf_engine_bindings(m->engine), qo->id);
+	if (final)
+		*final = qo->q->st;
 	log_debug("queue %u (%s) released: %lu groups answered", qo->id, qo->name ? qo->name : "-",
 	          (unsigned long)qo->q->st.groups);
 	if (qo->persistent) {
@@ -254,9 +259,53 @@ void space_obj_region_removed(struct manager *m, struct space_obj *so, uint64_t 
 	state_save(m);
 }
 
+struct bound_queues {
+	const struct iopf_space *s;
+	uint32_t *ids;
+	size_t n, cap;
+};
+
+static int collect_bound_queue(const struct iopf_binding *b, void *ud) {
+	struct bound_queues *bq = ud;
+	if (b->space != bq->s)
+		return 0;
+	for (size_t i = 0; i < bq->n; i++)
+		if (bq->ids[i] == b->key.queue_id)
+			return 0;
+	if (bq->n < bq->cap)
+		bq->ids[bq->n++] = b->key.queue_id;
+	return 0;
+}
+
+/* Every binding to the space goes, but no group that a worker has read
+ * may meet its binding half gone: the queues that route to the space stop
+ * reading and answer what they read (resolving it in the space), then the
+ * bindings go, then they read again. Their devices' later faults find no
+ * binding: the client removed the memory they fault on. */
+static void unbind_space(struct manager *m, const struct iopf_space *s) {
+	struct iopf_bindings *b = iopf_engine_bindings(m->engine);
+	struct bound_queues bq = {.s = s, .cap = iopf_bindings_count_space(b, s)};
+	if (bq.cap && (bq.ids = calloc(bq.cap, sizeof(*bq.ids))))
+		iopf_bindings_foreach(b, collect_bound_queue, &bq);
+	else if (bq.cap)
+		log_warning("out of memory: unbinding a space without pausing its queues");
+	for (size_t i = 0; i < bq.n; i++) {
+		struct queue_obj *qo = queue_obj_find(m, bq.ids[i]);
+		if (qo)
+			iopf_engine_pause_queue(m->engine, qo->q);
+	}
+	iopf_bindings_remove_space(b, s);
+	for (size_t i = 0; i < bq.n; i++) {
+		struct queue_obj *qo = queue_obj_find(m, bq.ids[i]);
+		if (qo)
+			iopf_engine_resume_queue(m->engine, qo->q);
+	}
+	free(bq.ids);
+}
+
 void space_obj_destroy(struct manager *m, struct space_obj *so, enum obj_end how) {
 	if (how == OBJ_FORGET)
-		iopf_bindings_remove_space(iopf_engine_bindings(m->engine), so->s);
+		unbind_space(m, so->s);
 	struct uid_usage *u = uid_usage_get(m, so->uid);
 	if (u) {
 		size_t n = iopf_space_region_count(so->s);
@@ -296,7 +345,7 @@ void client_destroy_objects(struct manager *m, struct client *c) {
 		if (qo->persistent)
 			qo->owner = NULL;
 		else
-			queue_obj_destroy(m, qo, OBJ_FORGET);
+			queue_obj_destroy(m, qo, OBJ_FORGET, NULL);
 	}
 	struct space_obj *so, *st;
 	cds_list_for_each_entry_safe(so, st, &m->spaces, node) {

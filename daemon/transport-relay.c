@@ -13,9 +13,9 @@
 
 #include "iopfd/queue.h"
 
-static ssize_t relay_read(struct iopf_queue *q, void *buf, size_t cap) {
+static ssize_t relay_recv(struct iopf_queue *q, void *buf, size_t cap, int flags) {
 	for (;;) {
-		ssize_t n = recv(q->fd, buf, cap, MSG_DONTWAIT);
+		ssize_t n = recv(q->fd, buf, cap, MSG_DONTWAIT | flags);
 		if (n > 0)
 			return n;
 		if (n == 0)
@@ -28,6 +28,14 @@ static ssize_t relay_read(struct iopf_queue *q, void *buf, size_t cap) {
 			return -EPIPE;
 		return -errno;
 	}
+}
+
+static ssize_t relay_read(struct iopf_queue *q, void *buf, size_t cap) {
+	return relay_recv(q, buf, cap, 0);
+}
+
+static ssize_t relay_peek(struct iopf_queue *q, void *buf, size_t cap) {
+	return relay_recv(q, buf, cap, MSG_PEEK);
 }
 
 static int out_append(struct iopf_queue *q, const void *p, size_t len) {
@@ -102,6 +110,7 @@ const struct iopf_transport_ops iopf_transport_relay = {
 	.name = "relay",
 	.stream = true,
 	.read = relay_read,
+	.peek = relay_peek,
 	.respond = relay_respond,
 	.flush = relay_flush,
 };

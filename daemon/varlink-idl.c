@@ -133,6 +133,10 @@ static SD_VARLINK_DEFINE_STRUCT_TYPE(
 	SD_VARLINK_DEFINE_FIELD(hangups, SD_VARLINK_INT, 0),
 	SD_VARLINK_FIELD_COMMENT("Failed reads and writes on queues."),
 	SD_VARLINK_DEFINE_FIELD(ioErrors, SD_VARLINK_INT, 0),
+	SD_VARLINK_FIELD_COMMENT("Relay groups half read when their queue was taken back, whose rest the peer did not send within the grace period: nobody can answer them."),
+	SD_VARLINK_DEFINE_FIELD(cutGroups, SD_VARLINK_INT, 0),
+	SD_VARLINK_FIELD_COMMENT("Relay answers that never left: their queue was taken back while its peer had stopped reading them."),
+	SD_VARLINK_DEFINE_FIELD(unsentResponses, SD_VARLINK_INT, 0),
 	SD_VARLINK_FIELD_COMMENT("Bytes pinned now, over all address spaces."),
 	SD_VARLINK_DEFINE_FIELD(pinned, SD_VARLINK_INT, 0),
 	SD_VARLINK_FIELD_COMMENT("Per-group service time (read to response written), median, microseconds."),
@@ -168,7 +172,13 @@ static SD_VARLINK_DEFINE_METHOD(
 static SD_VARLINK_DEFINE_METHOD(
 	UnregisterQueue,
 	SD_VARLINK_FIELD_COMMENT("The queue to let go of, after answering every group read from it."),
-	SD_VARLINK_DEFINE_INPUT(queue, SD_VARLINK_INT, 0));
+	SD_VARLINK_DEFINE_INPUT(queue, SD_VARLINK_INT, 0),
+	SD_VARLINK_FIELD_COMMENT("Groups iopfd read from it and answered, over its life."),
+	SD_VARLINK_DEFINE_OUTPUT(groups, SD_VARLINK_INT, 0),
+	SD_VARLINK_FIELD_COMMENT("Fault records in those groups."),
+	SD_VARLINK_DEFINE_OUTPUT(faults, SD_VARLINK_INT, 0),
+	SD_VARLINK_FIELD_COMMENT("Those of the groups answered INVALID."),
+	SD_VARLINK_DEFINE_OUTPUT(invalid, SD_VARLINK_INT, 0));
 
 static SD_VARLINK_DEFINE_METHOD(
 	CreateSpace,
@@ -195,7 +205,7 @@ static SD_VARLINK_DEFINE_METHOD(
 
 static SD_VARLINK_DEFINE_METHOD(
 	DestroySpace,
-	SD_VARLINK_FIELD_COMMENT("The address space to destroy: its bindings are removed and everything pinned is unmapped."),
+	SD_VARLINK_FIELD_COMMENT("The address space to destroy: its bindings are removed and everything pinned is unmapped. The queues it is bound on stop reading meanwhile, so that every group already read resolves in it; its devices' faults read afterwards find no binding and are answered INVALID (unbind them, or take their queues back, first)."),
 	SD_VARLINK_DEFINE_INPUT(space, SD_VARLINK_INT, 0));
 
 static SD_VARLINK_DEFINE_METHOD(
@@ -324,6 +334,14 @@ SD_VARLINK_DEFINE_INTERFACE(
 	SD_VARLINK_INTERFACE_COMMENT("pages on demand under a quota and answers every fault group exactly once."),
 	SD_VARLINK_INTERFACE_COMMENT("fds travel with the calls (SCM_RIGHTS); parameters name them by index."),
 	SD_VARLINK_INTERFACE_COMMENT("Objects belong to the connection that made them and go away with it."),
+	SD_VARLINK_INTERFACE_COMMENT("A queue leaves iopfd the same way whatever takes it back (UnregisterQueue,"),
+	SD_VARLINK_INTERFACE_COMMENT("its connection closing, the exit of a persistent queue's creator, a daemon"),
+	SD_VARLINK_INTERFACE_COMMENT("that stops for good): iopfd stops reading it, answers every group it has"),
+	SD_VARLINK_INTERFACE_COMMENT("read, resolving each normally, and only then drops the queue's bindings."),
+	SD_VARLINK_INTERFACE_COMMENT("Groups it has not read stay in the queue for whoever else holds the fd: in"),
+	SD_VARLINK_INTERFACE_COMMENT("the kernel's fault queue, or in a relay's stream, which it leaves at a group"),
+	SD_VARLINK_INTERFACE_COMMENT("boundary. A persistent queue is handed on across a restart instead: what was"),
+	SD_VARLINK_INTERFACE_COMMENT("read is answered by one daemon or the next, what was not stays for the next."),
 	SD_VARLINK_SYMBOL_COMMENT("Where faults come from."),
 	&vl_type_Transport,
 	SD_VARLINK_SYMBOL_COMMENT("How an address space pins pages."),
@@ -340,7 +358,10 @@ SD_VARLINK_DEFINE_INTERFACE(
 	&vl_type_Statistics,
 	SD_VARLINK_SYMBOL_COMMENT("Hand a fault queue to the daemon; its fd is passed with the call."),
 	&vl_method_RegisterQueue,
-	SD_VARLINK_SYMBOL_COMMENT("Take a queue back: every group read from it is answered first."),
+	SD_VARLINK_SYMBOL_COMMENT("Take a queue back. iopfd stops reading it, answers every group it has read"),
+	SD_VARLINK_SYMBOL_COMMENT("(for a relay it first reads the rest of a group it read the start of, and"),
+	SD_VARLINK_SYMBOL_COMMENT("delivers its pending answers, for up to 200 ms), then drops its bindings."),
+	SD_VARLINK_SYMBOL_COMMENT("Groups it has not read stay in the queue: the caller reads and answers them."),
 	&vl_method_UnregisterQueue,
 	SD_VARLINK_SYMBOL_COMMENT("Create an address space."),
 	&vl_method_CreateSpace,

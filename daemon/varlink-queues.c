@@ -140,9 +140,13 @@ int vl_method_unregister_queue(sd_varlink *link, sd_json_variant *p, sd_varlink_
 	struct queue_obj *qo = vl_touch_queue(link, c, id);
 	if (!qo)
 		return 0;
-	log_info("queue %u unregistered", qo->id);
-	queue_obj_destroy(c->m, qo, OBJ_FORGET);
-	return sd_varlink_reply(link, NULL);
+	uint32_t qid = qo->id;
+	struct iopf_queue_stats st;
+	queue_obj_destroy(c->m, qo, OBJ_FORGET, &st);
+	log_info("queue %u unregistered: %lu groups answered", qid, (unsigned long)st.groups);
+	return sd_varlink_replybo(link, SD_JSON_BUILD_PAIR_UNSIGNED("groups", st.groups),
+	                          SD_JSON_BUILD_PAIR_UNSIGNED("faults", st.faults),
+	                          SD_JSON_BUILD_PAIR_UNSIGNED("invalid", st.invalid));
 }
 
 struct bind_args {

@@ -84,6 +84,8 @@ int stats_build(struct manager *m, sd_json_variant **ret) {
 			SD_JSON_BUILD_PAIR_UNSIGNED("protocolErrors", c.protocol_errors),
 			SD_JSON_BUILD_PAIR_UNSIGNED("hangups", c.hangups),
 			SD_JSON_BUILD_PAIR_UNSIGNED("ioErrors", c.read_errors + c.write_errors),
+			SD_JSON_BUILD_PAIR_UNSIGNED("cutGroups", c.cut_groups),
+			SD_JSON_BUILD_PAIR_UNSIGNED("unsentResponses", c.unsent_responses),
 			SD_JSON_BUILD_PAIR_UNSIGNED("pinned", pinned),
 			SD_JSON_BUILD_PAIR_REAL("p50us", (double)iopf_hist_quantile(&h, 0.5) / 1000.0),
 			SD_JSON_BUILD_PAIR_REAL("p99us", (double)iopf_hist_quantile(&h, 0.99) / 1000.0),

@@ -30,6 +30,8 @@ struct iopf_engine_config {
 	size_t read_bytes;         /* bytes per read (rounded down to whole records); 0: 64 KiB */
 	unsigned fairness_reads;   /* reads per queue per wake-up before serving others; 0: 8 */
 	unsigned max_group_faults; /* longest group accepted; 0: 512 */
+	unsigned leave_ms;         /* grace for a relay queue being taken back to get the
+	                            * rest of a half-read group and take its answers; 0: 200 */
 	/* Called on the worker's thread when a worker lets go of a queue by
 	 * itself (hang-up, protocol error, I/O error). The queue stays
 	 * allocated: the control side still calls iopf_engine_remove_queue(). */
@@ -54,9 +56,22 @@ unsigned iopf_engine_workers(struct iopf_engine *e);
  * iopf_engine_add_queue_to). */
 int iopf_engine_add_queue(struct iopf_engine *e, struct iopf_queue *q);
 int iopf_engine_add_queue_to(struct iopf_engine *e, struct iopf_queue *q, unsigned index);
-/* Take it back: answered, flushed, out of epoll. Its bindings stay (remove
- * them with iopf_bindings_remove_queue()). The caller frees the queue. */
+/*
+ * Take it back. The worker stops reading it at once (between two reads of
+ * one wake-up, too); every group it read has been resolved and answered;
+ * for a relay, the rest of a group it had read the start of is read and
+ * answered and its unsent answers are delivered, within the grace period
+ * (cfg.leave_ms), so that the stream is left at a group boundary. What was
+ * not read stays in the queue for whoever else holds it. Its bindings stay:
+ * remove them afterwards (iopf_bindings_remove_queue()), so that every
+ * group read resolves against them. The caller frees the queue.
+ */
 int iopf_engine_remove_queue(struct iopf_engine *e, struct iopf_queue *q);
+/* Stop reading a queue for a while (everything read is answered when this
+ * returns), and read it again. For changes that must not meet a group half
+ * way, e.g. removing every binding to an address space. */
+int iopf_engine_pause_queue(struct iopf_engine *e, struct iopf_queue *q);
+int iopf_engine_resume_queue(struct iopf_engine *e, struct iopf_queue *q);
 /* Every worker flushes what it has buffered for its queues. */
 int iopf_engine_drain(struct iopf_engine *e);
 

@@ -196,7 +196,8 @@ struct queue_obj *queue_obj_find(struct manager *m, uint32_t id);
 struct space_obj *space_obj_find(struct manager *m, uint64_t id);
 struct space_obj *space_obj_by_space(struct manager *m, const struct iopf_space *s);
 int queue_obj_add(struct manager *m, struct iopf_queue *q, const struct obj_opts *o, struct queue_obj **out);
-void queue_obj_destroy(struct manager *m, struct queue_obj *qo, enum obj_end how);
+/* final (optional): the queue's figures once everything it read is answered. */
+void queue_obj_destroy(struct manager *m, struct queue_obj *qo, enum obj_end how, struct iopf_queue_stats *final);
 int space_obj_add(struct manager *m, struct iopf_space *s, const struct obj_opts *o, struct space_obj **out);
 void space_obj_destroy(struct manager *m, struct space_obj *so, enum obj_end how);
 /* A client left: its objects go, but persistent ones only lose their owner. */

@@ -26,6 +26,7 @@
 #include "iopfd/bindings.h"
 #include "iopfd/stats.h"
 
+struct iopf_cmd;
 struct iopf_queue;
 struct iopf_worker;
 
@@ -57,6 +58,9 @@ struct iopf_transport_ops {
 	/* Read into buf[0..cap): bytes read, 0 when nothing is queued, -EPIPE
 	 * when the peer is gone, or a negative errno. */
 	ssize_t (*read)(struct iopf_queue *q, void *buf, size_t cap);
+	/* Stream transports: copy what is queued into buf[0..cap) without
+	 * taking it; the same returns as read(). */
+	ssize_t (*peek)(struct iopf_queue *q, void *buf, size_t cap);
 	/* Send n responses. Everything is either delivered, buffered in the
 	 * queue (relay backpressure), or counted as rejected. Returns 0, or a
 	 * negative errno when the queue cannot go on. */
@@ -81,6 +85,8 @@ struct iopf_queue {
 	void *userdata; /* the control side's */
 	bool hand_on;   /* set before removal: the queue goes on in the next
 	                 * daemon, which takes its carries from the journal */
+	int stop_reading; /* set by the control side before it pauses or takes
+	                   * back the queue: the worker reads no more batches */
 
 	/* Owned by the worker once added. */
 	struct iopf_worker *worker;
@@ -94,6 +100,9 @@ struct iopf_queue {
 	uint8_t *out;              /* relay: responses not yet sent */
 	size_t out_off, out_len, out_cap;
 	int closed;                /* enum iopf_queue_close, written by the worker */
+	bool paused;               /* out of epoll until resumed */
+	struct iopf_cmd *leaving;  /* the removal being finished (see engine.c) */
+	uint64_t leave_deadline;   /* CLOCK_MONOTONIC ns */
 	struct iopf_queue_stats st;
 };
 

@@ -48,6 +48,9 @@ struct iopf_counters {
 	uint64_t protocol_errors; /* relay peers dropped for breaking the protocol */
 	uint64_t hangups;         /* relay peers that went away */
 	uint64_t carry_overflows; /* partial groups held outside the journal (no free carry slot) */
+	uint64_t cut_groups;      /* relay groups taken back half read: their peer never sent the rest */
+	uint64_t unsent_responses; /* relay answers never taken: the queue was taken back from a peer
+	                            * that had stopped reading */
 };
 
 void iopf_counters_merge(struct iopf_counters *into, const struct iopf_counters *from);

@@ -127,7 +127,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 	struct queue_obj *qo, *qt;
 	cds_list_for_each_entry_safe(qo, qt, &m->queues, node) {
 		CHECK(qo->persistent && !qo->owner);
-		queue_obj_destroy(m, qo, OBJ_FORGET);
+		queue_obj_destroy(m, qo, OBJ_FORGET, NULL);
 	}
 	struct space_obj *so, *st;
 	cds_list_for_each_entry_safe(so, st, &m->spaces, node) {

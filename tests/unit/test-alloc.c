@@ -813,7 +813,7 @@ static void method_loop(const struct method_case *mc, bool persistent) {
 		struct queue_obj *qo, *qt;
 		cds_list_for_each_entry_safe(qo, qt, &mgr->queues, node)
 			if (qo->persistent)
-				queue_obj_destroy(mgr, qo, OBJ_FORGET);
+				queue_obj_destroy(mgr, qo, OBJ_FORGET, NULL);
 		struct space_obj *so, *st;
 		cds_list_for_each_entry_safe(so, st, &mgr->spaces, node)
 			if (so->persistent)

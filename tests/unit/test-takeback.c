@@ -1,0 +1,390 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Taking a relay queue back from the engine: the worker stops reading at
+ * once, answers every group it read (the rest of a half-read one included),
+ * delivers its answers, and leaves the stream at a group boundary, so that
+ * whoever holds the socket next finds every unread group whole.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+
+#include "../common.h"
+#include "iopfd/batch.h"
+#include "iopfd/bindings.h"
+#include "iopfd/engine.h"
+#include "iopfd/space.h"
+
+#define PG 4096ull
+#define IOVA 0x200000000ull
+#define PAGES 1024
+#define LAST IOMMU_PGFAULT_FLAGS_LAST_PAGE
+#define MAX_COOKIES 4096
+
+static struct iopf_engine *engine;
+static struct iopf_space *space;
+
+/* Small reads (24 records) that cut groups often, one read per wake-up,
+ * and a short grace for peers that never finish. */
+static void setup(void) {
+	iopf_rcu_register();
+	struct iopf_engine_config cfg = {
+		.workers = 1, .read_bytes = 24 * IOPF_RECORD_SIZE, .max_group_faults = 16, .fairness_reads = 1,
+		.leave_ms = 100,
+	};
+	cr_assert_eq(iopf_engine_new(&cfg, &engine), 0);
+	struct iopf_space_config sc = {
+		.backend = IOPF_BACKEND_NONE, .quota = IOPF_QUOTA_UNLIMITED, .page_size = PG,
+		.window_min = PG, .window_max = PG, .iommufd = -1,
+	};
+	cr_assert_eq(iopf_space_new(1, &sc, &space), 0);
+	struct iopf_region_config rc = {.iova = IOVA, .length = PAGES * PG, .memfd = -1, .perm = IOPF_PERM_READ};
+	cr_assert_eq(iopf_space_add_region(space, &rc, NULL), 0);
+}
+
+static void teardown(void) {
+	iopf_bindings_remove_space(iopf_engine_bindings(engine), space);
+	iopf_engine_free(engine);
+	iopf_space_destroy(space);
+	iopf_rcu_barrier();
+	iopf_rcu_unregister();
+}
+
+TestSuite(takeback, .init = setup, .fini = teardown, .timeout = 120);
+
+/* A relay queue in the engine, device 0 bound; we keep a second fd of the
+ * engine's end (`mine`), as a client that takes the queue back would. */
+struct rig {
+	struct iopf_queue *q;
+	int dev, mine;
+};
+
+static struct rig rig_open(uint32_t id) {
+	struct rig r;
+	int sv[2];
+	relay_pair(sv);
+	cr_assert_eq(iopf_queue_new(id, sv[0], IOPF_TRANSPORT_RELAY, &r.q), 0);
+	r.mine = sv[0];
+	r.dev = sv[1];
+	struct iopf_binding_key k = {.queue_id = id, .dev_id = 0, .pasid = IOPF_PASID_NONE};
+	cr_assert_eq(iopf_bindings_add(iopf_engine_bindings(engine), &k, space), 0);
+	cr_assert_eq(iopf_engine_add_queue(engine, r.q), 0);
+	return r;
+}
+
+static void rig_close(struct rig *r) {
+	iopf_bindings_remove_queue(iopf_engine_bindings(engine), r->q->id);
+	iopf_queue_free(r->q);
+	close(r->dev);
+	close(r->mine);
+}
+
+/* Group `cookie` of n records at buf; returns its length. */
+static size_t put_group(uint8_t *buf, uint32_t cookie, unsigned n) {
+	for (unsigned i = 0; i < n; i++) {
+		iopf_record rec = {.flags = i + 1 == n ? LAST : 0, .perm = IOPF_PERM_READ,
+		                   .addr = IOVA + ((cookie * 7 + i) % PAGES) * PG, .cookie = cookie};
+		memcpy(buf + i * sizeof(rec), &rec, sizeof(rec));
+	}
+	return n * sizeof(iopf_record);
+}
+
+static void send_all(int fd, const void *p, size_t len) {
+	cr_assert_eq(send(fd, p, len, 0), (ssize_t)len, "send: %s", strerror(errno));
+}
+
+/* Bytes queued in a socket and not read yet. */
+static int unread(int fd) {
+	int n = -1;
+	cr_assert_eq(ioctl(fd, FIONREAD, &n), 0);
+	return n;
+}
+
+static void wait_unread(int fd, int want) {
+	for (int i = 0; i < 2000 && unread(fd) != want; i++)
+		usleep(1000);
+	cr_assert_eq(unread(fd), want);
+}
+
+/* The answers read at a device end, and the start of one not all there. */
+struct answers {
+	uint8_t seen[MAX_COOKIES]; /* answers per cookie */
+	size_t n;
+	iopf_response tail;
+	size_t tail_len;
+};
+
+/* Take every whole answer waiting at the device end. */
+static void take_answers(int dev, struct answers *a) {
+	iopf_response r[256];
+	for (;;) {
+		memcpy(r, &a->tail, a->tail_len);
+		ssize_t n = recv(dev, (uint8_t *)r + a->tail_len, sizeof(r) - a->tail_len, MSG_DONTWAIT);
+		if (n <= 0)
+			break;
+		size_t len = a->tail_len + (size_t)n, k = len / sizeof(r[0]);
+		for (size_t i = 0; i < k; i++) {
+			cr_assert_lt(r[i].cookie, MAX_COOKIES);
+			cr_assert_eq(r[i].code, IOMMUFD_PAGE_RESP_SUCCESS, "group %u", r[i].cookie);
+			a->seen[r[i].cookie]++;
+			a->n++;
+		}
+		a->tail_len = len - k * sizeof(r[0]);
+		memcpy(&a->tail, &r[k], a->tail_len);
+	}
+}
+
+/* What the engine left in the stream: whole groups from its first byte to
+ * its last. Each group's cookie is counted in left[], and its records in
+ * records[] (optional). */
+static size_t take_rest_sized(int mine, uint8_t *left, uint8_t *records) {
+	static uint8_t buf[1 << 20];
+	size_t len = 0;
+	for (;;) {
+		ssize_t n = recv(mine, buf + len, sizeof(buf) - len, MSG_DONTWAIT);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	static struct iopf_group g[1 << 15];
+	struct iopf_batch b;
+	cr_assert_eq(iopf_batch_parse(buf, len, 16, g, 1 << 15, &b), 0, "the rest starts inside a group");
+	cr_assert_eq(b.consumed, len, "the rest ends inside a group (%s)", iopf_batch_error_str(b.error));
+	for (size_t i = 0; i < b.n_groups; i++) {
+		left[g[i].cookie]++;
+		if (records)
+			records[g[i].cookie] = (uint8_t)g[i].n_faults;
+	}
+	return b.n_groups;
+}
+
+static size_t take_rest(int mine, uint8_t *left) {
+	return take_rest_sized(mine, left, NULL);
+}
+
+struct remover {
+	struct iopf_queue *q;
+	pthread_t th;
+	int result;
+};
+
+static void *remove_fn(void *arg) {
+	struct remover *r = arg;
+	r->result = iopf_engine_remove_queue(engine, r->q);
+	return NULL;
+}
+
+static void remove_async(struct remover *r, struct iopf_queue *q) {
+	r->q = q;
+	pthread_create(&r->th, NULL, remove_fn, r);
+}
+
+static struct iopf_counters counters(void) {
+	struct iopf_counters c;
+	iopf_engine_counters(engine, &c);
+	return c;
+}
+
+/* A device sending groups of 1..6 records, while the worker reads them 24
+ * records at a time. */
+static unsigned group_size(uint32_t cookie, uint32_t round) {
+	return 1 + (cookie * 5 + round) % 6;
+}
+
+struct device {
+	int fd;
+	uint32_t round, groups;
+	pthread_t th;
+};
+
+/* The stream goes out in pieces that end inside groups (and records), so
+ * the worker mostly holds the start of a group between two pieces. */
+static void *device_fn(void *arg) {
+	struct device *d = arg;
+	static uint8_t buf[96 * 1024];
+	size_t len = 0;
+	while (len + 6 * sizeof(iopf_record) <= sizeof(buf)) {
+		d->groups++;
+		len += put_group(buf + len, d->groups, group_size(d->groups, d->round));
+	}
+	for (size_t off = 0; off < len; off += 4000) {
+		size_t n = len - off < 4000 ? len - off : 4000;
+		if (send(d->fd, buf + off, n, 0) != (ssize_t)n)
+			abort();
+		usleep(100);
+	}
+	return NULL;
+}
+
+/* Taken back at a different moment each round while a device sends: every
+ * group is either answered once or left whole in the stream, never both. */
+Test(takeback, a_stream_is_split_into_answered_and_left_whole) {
+	unsigned mid_stream = 0;
+	for (uint32_t round = 0; round < 24; round++) {
+		struct rig r = rig_open(round + 1);
+		struct device d = {.fd = r.dev, .round = round};
+		pthread_create(&d.th, NULL, device_fn, &d);
+		usleep(100 + round * 150);
+		cr_assert_eq(iopf_engine_remove_queue(engine, r.q), 0);
+		pthread_join(d.th, NULL);
+
+		static struct answers a;
+		static uint8_t left[MAX_COOKIES], records[MAX_COOKIES];
+		memset(&a, 0, sizeof(a));
+		memset(left, 0, sizeof(left));
+		take_answers(r.dev, &a);
+		size_t rest = take_rest_sized(r.mine, left, records);
+		for (uint32_t c = 1; c <= d.groups; c++) {
+			cr_assert_eq(a.seen[c] + left[c], 1, "round %u: group %u answered %u times, left %u times", round,
+			             c, a.seen[c], left[c]);
+			cr_assert(!left[c] || records[c] == group_size(c, round),
+			          "round %u: group %u left with %u of its %u records", round, c, records[c],
+			          group_size(c, round));
+		}
+		cr_assert_eq(a.n + rest, d.groups);
+		cr_assert_eq(a.tail_len, 0);
+		mid_stream += a.n > 0 && rest > 0;
+		rig_close(&r);
+	}
+	cr_assert_gt(mid_stream, 0, "no round was taken back in the middle of the stream");
+	struct iopf_counters c = counters();
+	cr_assert_eq(c.cut_groups + c.unsent_responses + c.protocol_errors, 0);
+	cr_assert_eq(c.invalid[IOPF_INVALID_NO_BINDING], 0);
+}
+
+/* The engine read the start of a group when the queue is taken back: it
+ * waits for the rest, answers the group, and takes nothing behind it. */
+Test(takeback, the_rest_of_a_half_read_group_is_read_and_answered) {
+	struct rig r = rig_open(1);
+	uint8_t buf[8 * sizeof(iopf_record)];
+	size_t g1 = put_group(buf, 1, 1), g2 = put_group(buf + g1, 2, 2), g3 = put_group(buf + g1 + g2, 3, 1);
+	const size_t cut = g1 + 60; /* group 2 cut inside its second record */
+	send_all(r.dev, buf, cut);
+	wait_unread(r.mine, 0);
+	struct remover rm;
+	remove_async(&rm, r.q);
+	usleep(20 * 1000);
+	send_all(r.dev, buf + cut, g1 + g2 + g3 - cut); /* the rest of 2, and all of 3 */
+	pthread_join(rm.th, NULL);
+	cr_assert_eq(rm.result, 0);
+
+	static struct answers a;
+	static uint8_t left[MAX_COOKIES];
+	take_answers(r.dev, &a);
+	cr_assert_eq(a.n, 2);
+	cr_assert(a.seen[1] == 1 && a.seen[2] == 1);
+	cr_assert_eq(take_rest(r.mine, left), 1);
+	cr_assert_eq(left[3], 1, "the group behind it stays for the next reader");
+	cr_assert_eq(counters().cut_groups, 0);
+	rig_close(&r);
+}
+
+/* A peer that never sends the rest: after the grace period the removal
+ * ends, and the cut group is counted. */
+Test(takeback, a_group_whose_rest_never_comes_is_counted_cut) {
+	struct rig r = rig_open(1);
+	uint8_t buf[4 * sizeof(iopf_record)];
+	size_t g1 = put_group(buf, 1, 1);
+	put_group(buf + g1, 2, 3);
+	send_all(r.dev, buf, g1 + 100);
+	wait_unread(r.mine, 0);
+	cr_assert_eq(iopf_engine_remove_queue(engine, r.q), 0);
+	static struct answers a;
+	take_answers(r.dev, &a);
+	cr_assert_eq(a.n, 1);
+	cr_assert_eq(counters().cut_groups, 1);
+	rig_close(&r);
+}
+
+/* Fill the engine's answers until it holds some back: the peer does not
+ * read them. Returns the groups sent. */
+static uint32_t back_up(struct rig *r) {
+	uint32_t sent = 0;
+	for (;;) {
+		uint8_t g[sizeof(iopf_record)];
+		put_group(g, ++sent, 1);
+		ssize_t n = send(r->dev, g, sizeof(g), MSG_DONTWAIT);
+		if (n < 0 && errno == EAGAIN) {
+			/* Full: still so after a pause when the engine stopped
+			 * reading because its answers wait. */
+			usleep(50 * 1000);
+			n = send(r->dev, g, sizeof(g), MSG_DONTWAIT);
+			if (n < 0 && errno == EAGAIN)
+				return sent - 1;
+		}
+		cr_assert_eq(n, (ssize_t)sizeof(g), "send: %s", strerror(errno));
+		cr_assert_lt(sent, MAX_COOKIES - 1, "the answers never backed up");
+		if (sent % 64 == 0)
+			usleep(1000);
+	}
+}
+
+/* Answers a peer had not taken when its queue is taken back are delivered
+ * once it reads again within the grace period. */
+Test(takeback, answers_held_back_are_delivered_before_letting_go) {
+	int small = 4096;
+	struct rig r = rig_open(1);
+	setsockopt(r.dev, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	setsockopt(r.mine, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	uint32_t sent = back_up(&r);
+	struct remover rm;
+	remove_async(&rm, r.q);
+	usleep(20 * 1000);
+	static struct answers a;
+	static uint8_t left[MAX_COOKIES];
+	bool joined = false;
+	for (int i = 0; i < 1000 && !joined; i++) {
+		take_answers(r.dev, &a);
+		joined = pthread_tryjoin_np(rm.th, NULL) == 0;
+		usleep(1000);
+	}
+	cr_assert(joined, "the removal did not end");
+	cr_assert_eq(rm.result, 0);
+	take_answers(r.dev, &a);
+	size_t rest = take_rest(r.mine, left);
+	cr_assert_gt(rest, 0, "the engine stopped reading while its answers waited");
+	cr_assert_eq(a.tail_len, 0);
+	for (uint32_t c = 1; c <= sent; c++)
+		cr_assert_eq(a.seen[c] + left[c], 1, "group %u answered %u times, left %u times", c, a.seen[c], left[c]);
+	cr_assert_eq(counters().unsent_responses, 0);
+	rig_close(&r);
+}
+
+/* A peer that never reads them again: counted, and the removal ends. */
+Test(takeback, answers_never_taken_are_counted_unsent) {
+	int small = 4096;
+	struct rig r = rig_open(1);
+	setsockopt(r.dev, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	setsockopt(r.mine, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	uint32_t sent = back_up(&r);
+	cr_assert_eq(iopf_engine_remove_queue(engine, r.q), 0);
+	static struct answers a;
+	static uint8_t left[MAX_COOKIES];
+	take_answers(r.dev, &a);
+	size_t rest = take_rest(r.mine, left);
+	struct iopf_counters c = counters();
+	cr_assert_gt(c.unsent_responses, 0);
+	cr_assert_eq(a.n + rest + c.unsent_responses, sent, "every group answered, left, or counted unsent");
+	rig_close(&r);
+}
+
+/* A paused queue is not read; resumed, it is served again. */
+Test(takeback, a_paused_queue_keeps_its_faults_until_resumed) {
+	struct rig r = rig_open(1);
+	cr_assert_eq(iopf_engine_pause_queue(engine, r.q), 0);
+	uint8_t buf[2 * sizeof(iopf_record)];
+	size_t len = put_group(buf, 1, 2);
+	send_all(r.dev, buf, len);
+	usleep(20 * 1000);
+	cr_assert_eq(unread(r.mine), (int)len);
+	cr_assert_eq(iopf_engine_resume_queue(engine, r.q), 0);
+	wait_unread(r.mine, 0);
+	static struct answers a;
+	for (int i = 0; i < 1000 && !a.seen[1]; i++) {
+		take_answers(r.dev, &a);
+		usleep(1000);
+	}
+	cr_assert_eq(a.seen[1], 1);
+	cr_assert_eq(iopf_engine_remove_queue(engine, r.q), 0);
+	rig_close(&r);
+}
