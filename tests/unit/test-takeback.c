@@ -7,9 +7,9 @@
  */
 #include <pthread.h>
 #include <stdlib.h>
-#include <sys/ioctl.h>
 
 #include "../common.h"
+#include "../relay-stream.h"
 #include "iopfd/batch.h"
 #include "iopfd/bindings.h"
 #include "iopfd/engine.h"
@@ -18,8 +18,10 @@
 #define PG 4096ull
 #define IOVA 0x200000000ull
 #define PAGES 1024
-#define LAST IOMMU_PGFAULT_FLAGS_LAST_PAGE
-#define MAX_COOKIES 4096
+
+static size_t put_group(uint8_t *buf, uint32_t cookie, unsigned n) {
+	return stream_put_group(buf, 0, cookie, n, IOVA, PAGES);
+}
 
 static struct iopf_engine *engine;
 static struct iopf_space *space;
@@ -77,89 +79,6 @@ static void rig_close(struct rig *r) {
 	iopf_queue_free(r->q);
 	close(r->dev);
 	close(r->mine);
-}
-
-/* Group `cookie` of n records at buf; returns its length. */
-static size_t put_group(uint8_t *buf, uint32_t cookie, unsigned n) {
-	for (unsigned i = 0; i < n; i++) {
-		iopf_record rec = {.flags = i + 1 == n ? LAST : 0, .perm = IOPF_PERM_READ,
-		                   .addr = IOVA + ((cookie * 7 + i) % PAGES) * PG, .cookie = cookie};
-		memcpy(buf + i * sizeof(rec), &rec, sizeof(rec));
-	}
-	return n * sizeof(iopf_record);
-}
-
-static void send_all(int fd, const void *p, size_t len) {
-	cr_assert_eq(send(fd, p, len, 0), (ssize_t)len, "send: %s", strerror(errno));
-}
-
-/* Bytes queued in a socket and not read yet. */
-static int unread(int fd) {
-	int n = -1;
-	cr_assert_eq(ioctl(fd, FIONREAD, &n), 0);
-	return n;
-}
-
-static void wait_unread(int fd, int want) {
-	for (int i = 0; i < 2000 && unread(fd) != want; i++)
-		usleep(1000);
-	cr_assert_eq(unread(fd), want);
-}
-
-/* The answers read at a device end, and the start of one not all there. */
-struct answers {
-	uint8_t seen[MAX_COOKIES]; /* answers per cookie */
-	size_t n;
-	iopf_response tail;
-	size_t tail_len;
-};
-
-/* Take every whole answer waiting at the device end. */
-static void take_answers(int dev, struct answers *a) {
-	iopf_response r[256];
-	for (;;) {
-		memcpy(r, &a->tail, a->tail_len);
-		ssize_t n = recv(dev, (uint8_t *)r + a->tail_len, sizeof(r) - a->tail_len, MSG_DONTWAIT);
-		if (n <= 0)
-			break;
-		size_t len = a->tail_len + (size_t)n, k = len / sizeof(r[0]);
-		for (size_t i = 0; i < k; i++) {
-			cr_assert_lt(r[i].cookie, MAX_COOKIES);
-			cr_assert_eq(r[i].code, IOMMUFD_PAGE_RESP_SUCCESS, "group %u", r[i].cookie);
-			a->seen[r[i].cookie]++;
-			a->n++;
-		}
-		a->tail_len = len - k * sizeof(r[0]);
-		memcpy(&a->tail, &r[k], a->tail_len);
-	}
-}
-
-/* What the engine left in the stream: whole groups from its first byte to
- * its last. Each group's cookie is counted in left[], and its records in
- * records[] (optional). */
-static size_t take_rest_sized(int mine, uint8_t *left, uint8_t *records) {
-	static uint8_t buf[1 << 20];
-	size_t len = 0;
-	for (;;) {
-		ssize_t n = recv(mine, buf + len, sizeof(buf) - len, MSG_DONTWAIT);
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
-	static struct iopf_group g[1 << 15];
-	struct iopf_batch b;
-	cr_assert_eq(iopf_batch_parse(buf, len, 16, g, 1 << 15, &b), 0, "the rest starts inside a group");
-	cr_assert_eq(b.consumed, len, "the rest ends inside a group (%s)", iopf_batch_error_str(b.error));
-	for (size_t i = 0; i < b.n_groups; i++) {
-		left[g[i].cookie]++;
-		if (records)
-			records[g[i].cookie] = (uint8_t)g[i].n_faults;
-	}
-	return b.n_groups;
-}
-
-static size_t take_rest(int mine, uint8_t *left) {
-	return take_rest_sized(mine, left, NULL);
 }
 
 struct remover {
@@ -228,12 +147,12 @@ Test(takeback, a_stream_is_split_into_answered_and_left_whole) {
 		cr_assert_eq(iopf_engine_remove_queue(engine, r.q), 0);
 		pthread_join(d.th, NULL);
 
-		static struct answers a;
-		static uint8_t left[MAX_COOKIES], records[MAX_COOKIES];
+		static struct stream_answers a;
+		static uint8_t left[STREAM_MAX_COOKIES], records[STREAM_MAX_COOKIES];
 		memset(&a, 0, sizeof(a));
 		memset(left, 0, sizeof(left));
-		take_answers(r.dev, &a);
-		size_t rest = take_rest_sized(r.mine, left, records);
+		stream_take_answers(r.dev, &a);
+		size_t rest = stream_take_rest(r.mine, left, records);
 		for (uint32_t c = 1; c <= d.groups; c++) {
 			cr_assert_eq(a.seen[c] + left[c], 1, "round %u: group %u answered %u times, left %u times", round,
 			             c, a.seen[c], left[c]);
@@ -259,21 +178,21 @@ Test(takeback, the_rest_of_a_half_read_group_is_read_and_answered) {
 	uint8_t buf[8 * sizeof(iopf_record)];
 	size_t g1 = put_group(buf, 1, 1), g2 = put_group(buf + g1, 2, 2), g3 = put_group(buf + g1 + g2, 3, 1);
 	const size_t cut = g1 + 60; /* group 2 cut inside its second record */
-	send_all(r.dev, buf, cut);
-	wait_unread(r.mine, 0);
+	stream_send(r.dev, buf, cut);
+	stream_wait_unread(r.mine, 0);
 	struct remover rm;
 	remove_async(&rm, r.q);
 	usleep(20 * 1000);
-	send_all(r.dev, buf + cut, g1 + g2 + g3 - cut); /* the rest of 2, and all of 3 */
+	stream_send(r.dev, buf + cut, g1 + g2 + g3 - cut); /* the rest of 2, and all of 3 */
 	pthread_join(rm.th, NULL);
 	cr_assert_eq(rm.result, 0);
 
-	static struct answers a;
-	static uint8_t left[MAX_COOKIES];
-	take_answers(r.dev, &a);
+	static struct stream_answers a;
+	static uint8_t left[STREAM_MAX_COOKIES];
+	stream_take_answers(r.dev, &a);
 	cr_assert_eq(a.n, 2);
 	cr_assert(a.seen[1] == 1 && a.seen[2] == 1);
-	cr_assert_eq(take_rest(r.mine, left), 1);
+	cr_assert_eq(stream_take_rest(r.mine, left, NULL), 1);
 	cr_assert_eq(left[3], 1, "the group behind it stays for the next reader");
 	cr_assert_eq(counters().cut_groups, 0);
 	rig_close(&r);
@@ -286,11 +205,11 @@ Test(takeback, a_group_whose_rest_never_comes_is_counted_cut) {
 	uint8_t buf[4 * sizeof(iopf_record)];
 	size_t g1 = put_group(buf, 1, 1);
 	put_group(buf + g1, 2, 3);
-	send_all(r.dev, buf, g1 + 100);
-	wait_unread(r.mine, 0);
+	stream_send(r.dev, buf, g1 + 100);
+	stream_wait_unread(r.mine, 0);
 	cr_assert_eq(iopf_engine_remove_queue(engine, r.q), 0);
-	static struct answers a;
-	take_answers(r.dev, &a);
+	static struct stream_answers a;
+	stream_take_answers(r.dev, &a);
 	cr_assert_eq(a.n, 1);
 	cr_assert_eq(counters().cut_groups, 1);
 	rig_close(&r);
@@ -313,7 +232,7 @@ static uint32_t back_up(struct rig *r) {
 				return sent - 1;
 		}
 		cr_assert_eq(n, (ssize_t)sizeof(g), "send: %s", strerror(errno));
-		cr_assert_lt(sent, MAX_COOKIES - 1, "the answers never backed up");
+		cr_assert_lt(sent, STREAM_MAX_COOKIES - 1, "the answers never backed up");
 		if (sent % 64 == 0)
 			usleep(1000);
 	}
@@ -330,18 +249,18 @@ Test(takeback, answers_held_back_are_delivered_before_letting_go) {
 	struct remover rm;
 	remove_async(&rm, r.q);
 	usleep(20 * 1000);
-	static struct answers a;
-	static uint8_t left[MAX_COOKIES];
+	static struct stream_answers a;
+	static uint8_t left[STREAM_MAX_COOKIES];
 	bool joined = false;
 	for (int i = 0; i < 1000 && !joined; i++) {
-		take_answers(r.dev, &a);
+		stream_take_answers(r.dev, &a);
 		joined = pthread_tryjoin_np(rm.th, NULL) == 0;
 		usleep(1000);
 	}
 	cr_assert(joined, "the removal did not end");
 	cr_assert_eq(rm.result, 0);
-	take_answers(r.dev, &a);
-	size_t rest = take_rest(r.mine, left);
+	stream_take_answers(r.dev, &a);
+	size_t rest = stream_take_rest(r.mine, left, NULL);
 	cr_assert_gt(rest, 0, "the engine stopped reading while its answers waited");
 	cr_assert_eq(a.tail_len, 0);
 	for (uint32_t c = 1; c <= sent; c++)
@@ -358,10 +277,10 @@ Test(takeback, answers_never_taken_are_counted_unsent) {
 	setsockopt(r.mine, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
 	uint32_t sent = back_up(&r);
 	cr_assert_eq(iopf_engine_remove_queue(engine, r.q), 0);
-	static struct answers a;
-	static uint8_t left[MAX_COOKIES];
-	take_answers(r.dev, &a);
-	size_t rest = take_rest(r.mine, left);
+	static struct stream_answers a;
+	static uint8_t left[STREAM_MAX_COOKIES];
+	stream_take_answers(r.dev, &a);
+	size_t rest = stream_take_rest(r.mine, left, NULL);
 	struct iopf_counters c = counters();
 	cr_assert_gt(c.unsent_responses, 0);
 	cr_assert_eq(a.n + rest + c.unsent_responses, sent, "every group answered, left, or counted unsent");
@@ -374,14 +293,14 @@ Test(takeback, a_paused_queue_keeps_its_faults_until_resumed) {
 	cr_assert_eq(iopf_engine_pause_queue(engine, r.q), 0);
 	uint8_t buf[2 * sizeof(iopf_record)];
 	size_t len = put_group(buf, 1, 2);
-	send_all(r.dev, buf, len);
+	stream_send(r.dev, buf, len);
 	usleep(20 * 1000);
-	cr_assert_eq(unread(r.mine), (int)len);
+	cr_assert_eq(stream_unread(r.mine), (int)len);
 	cr_assert_eq(iopf_engine_resume_queue(engine, r.q), 0);
-	wait_unread(r.mine, 0);
-	static struct answers a;
+	stream_wait_unread(r.mine, 0);
+	static struct stream_answers a;
 	for (int i = 0; i < 1000 && !a.seen[1]; i++) {
-		take_answers(r.dev, &a);
+		stream_take_answers(r.dev, &a);
 		usleep(1000);
 	}
 	cr_assert_eq(a.seen[1], 1);
