@@ -298,6 +298,64 @@ static void teardown_one(struct setup *s) {
 	close(s->fault_fd);
 }
 
+/* --- the kernel queue after iopfd let go of it --------------------------------------- */
+
+/* Read every group left in the kernel's queue and answer each, as the
+ * queue's other holder would; the kernel must take each answer. Each
+ * group's page is passed to fn (optional). Returns the groups read. */
+static uint64_t answer_left(int fault_fd, void (*fn)(void *ud, uint64_t addr), void *ud) {
+	uint64_t n = 0;
+	iopf_record recs[64];
+	ssize_t k;
+	while ((k = read(fault_fd, recs, sizeof(recs))) > 0) {
+		for (size_t i = 0; i < (size_t)k / sizeof(recs[0]); i++) {
+			iopf_response r = {.cookie = recs[i].cookie, .code = IOMMUFD_PAGE_RESP_SUCCESS};
+			CHECK(write(fault_fd, &r, sizeof(r)) == sizeof(r), "the kernel refused an answer to a left group: %m");
+			CHECK(write(fault_fd, &r, sizeof(r)) < 0 && errno == EINVAL, "the kernel took an answer twice");
+			if (fn)
+				fn(ud, recs[i].addr);
+			n++;
+		}
+	}
+	CHECK(k == 0, "reading the fault queue: %m");
+	return n;
+}
+
+/* Groups nobody answered, as the kernel's cookies show them: it gives out
+ * the lowest free cookie, so 32 new groups get cookies 1..32 exactly when
+ * no earlier group is still pending. The probes fault at iova (any pages:
+ * the caller answers them itself). */
+static uint64_t pending_groups(const struct mockdev *d, int fault_fd, uint64_t iova) {
+	enum { PROBE = 32 };
+	/* Cookies are given out when groups are read: read all 32 before
+	 * answering any. */
+	for (int i = 0; i < PROBE; i++)
+		trigger(d, 0, RD, iova + ((uint64_t)i % 64) * PG);
+	iopf_record probe[PROBE];
+	int got = 0;
+	for (int tries = 0; got < PROBE && tries < 1000; tries++) {
+		ssize_t k = read(fault_fd, &probe[got], (PROBE - got) * sizeof(iopf_record));
+		if (k > 0)
+			got += (int)(k / (ssize_t)sizeof(iopf_record));
+		else
+			usleep(1000);
+	}
+	CHECK(got == PROBE, "only %d of the %d probe faults arrived", got, PROBE);
+	bool seen[PROBE + 1] = {0};
+	for (int i = 0; i < PROBE; i++) {
+		if (probe[i].cookie >= 1 && probe[i].cookie <= PROBE)
+			seen[probe[i].cookie] = true;
+		iopf_response r = {.cookie = probe[i].cookie, .code = IOMMUFD_PAGE_RESP_INVALID};
+		CHECK(write(fault_fd, &r, sizeof(r)) == sizeof(r), "answering a probe: %m");
+	}
+	/* A cookie below 33 not given to a probe is held by a group nobody
+	 * answered. */
+	uint64_t stuck = 0;
+	for (int c = 1; c <= PROBE; c++)
+		stuck += !seen[c];
+	return stuck;
+}
+
 /* --- scenarios --------------------------------------------------------------------------- */
 
 /* Thousands of faults over a memfd region: every group answered, every
@@ -567,6 +625,159 @@ static void response_path(void) {
 	teardown_one(&s);
 }
 
+/* --- queues handed back with a backlog ------------------------------------------------- */
+
+enum { HANDBACK_FAULTS = 3000 };
+
+struct unregister_call {
+	sd_varlink *v;
+	uint32_t queue;
+	int r;
+	pthread_t th;
+};
+
+static void *unregister_fn(void *arg) {
+	struct unregister_call *u = arg;
+	const char *e = NULL;
+	u->r = iopfc_unregister_queue(u->v, u->queue, &e);
+	return NULL;
+}
+
+struct left_pages {
+	uint64_t base;
+	uint8_t *left; /* one per page */
+};
+
+static void note_left(void *ud, uint64_t addr) {
+	struct left_pages *l = ud;
+	uint64_t p = (addr - l->base) / PG;
+	if (p < HANDBACK_FAULTS)
+		l->left[p]++;
+}
+
+/* What iopfd read and answered, against what it left in the kernel queue:
+ * all of it one or the other, nothing refused, nothing pending. */
+static uint64_t handback_check(sd_varlink *v, const char *what, uint64_t left, uint64_t stuck) {
+	sd_json_variant *st = stats(v);
+	uint64_t read_by_iopfd = iopfc_u64(st, "groups"), success = iopfc_u64(st, "success");
+	uint64_t no_binding = invalid_of(st, "no_binding"), invalid = read_by_iopfd - success;
+	printf("# %s: %d faults queued: read by iopfd %lu, answered by iopfd %lu (%lu SUCCESS, %lu INVALID, "
+	       "%lu for want of a binding); left for the other holder %lu; left pending %lu\n",
+	       what, HANDBACK_FAULTS, (unsigned long)read_by_iopfd, (unsigned long)(success + invalid),
+	       (unsigned long)success, (unsigned long)invalid, (unsigned long)no_binding, (unsigned long)left,
+	       (unsigned long)stuck);
+	CHECK(no_binding == 0, "%lu faults answered INVALID for want of a binding", (unsigned long)no_binding);
+	CHECK(invalid == 0, "%lu faults answered INVALID", (unsigned long)invalid);
+	CHECK(read_by_iopfd + left == HANDBACK_FAULTS, "%lu read by iopfd + %lu left != %d: faults lost",
+	      (unsigned long)read_by_iopfd, (unsigned long)left, HANDBACK_FAULTS);
+	CHECK(stuck == 0, "%lu groups left pending in the kernel", (unsigned long)stuck);
+	CHECK(iopfc_u64(st, "writeRejects") == 0, "the kernel refused iopfd's answers");
+	return read_by_iopfd;
+}
+
+/* UnregisterQueue with thousands of faults queued. With `stopped`, they
+ * pile up (and the call is made) while iopfd is stopped. The client then
+ * finds every fault iopfd did not read in its queue; every page iopfd
+ * answered is mapped, every page it left is not. */
+static void unregister_backlog(bool stopped) {
+	struct setup s = {0};
+	setup_one(&s, HANDBACK_FAULTS, HANDBACK_FAULTS * PG, PG, ACC_RW);
+	if (stopped)
+		daemon_pause();
+	for (uint64_t p = 0; p < HANDBACK_FAULTS; p++)
+		trigger(&s.dev, 0, RD, s.iova + p * PG);
+	struct unregister_call u = {.v = s.v, .queue = s.queue, .r = -1};
+	pthread_create(&u.th, NULL, unregister_fn, &u);
+	if (stopped) {
+		usleep(50 * 1000);
+		daemon_resume();
+	}
+	pthread_join(u.th, NULL);
+	CHECK(u.r == 0, "UnregisterQueue failed: %d", u.r);
+	struct left_pages lp = {.base = s.iova, .left = calloc(HANDBACK_FAULTS, 1)};
+	CHECK(lp.left != NULL, "calloc");
+	uint64_t left = answer_left(s.fault_fd, note_left, &lp);
+	uint64_t stuck = pending_groups(&s.dev, s.fault_fd, s.iova);
+	handback_check(s.v, stopped ? "unregister, iopfd stopped" : "unregister", left, stuck);
+	/* The kernel's view: mapped exactly where iopfd answered. */
+	for (uint64_t p = 0; p < HANDBACK_FAULTS; p++) {
+		bool mapped = check_map(&s.dev, s.iova + p * PG, PG, s.mem.va + p * PG) == 0;
+		CHECK(mapped == !lp.left[p], "page %lu: %s, yet %s", (unsigned long)p, mapped ? "mapped" : "not mapped",
+		      lp.left[p] ? "left for the client" : "answered by iopfd");
+	}
+	free(lp.left);
+	teardown_one(&s);
+}
+
+static void unregister_hands_back(void) {
+	unregister_backlog(false);
+}
+
+static void unregister_stopped_hands_back(void) {
+	unregister_backlog(true);
+}
+
+/* The client that registered the queue is killed with thousands of faults
+ * queued; its parent holds the same fault fd (it made it) and finds every
+ * fault iopfd did not read. */
+static void client_exit_backlog(bool stopped) {
+	sd_varlink *probe = daemon_start();
+	uint32_t ioas = ioas_alloc(), fault_id;
+	int fault_fd;
+	fault_alloc(&fault_id, &fault_fd);
+	struct mockdev dev = mock_device(ioas, fault_id);
+	struct mem mem = memfd(HANDBACK_FAULTS * PG, 0x21);
+	int ready[2];
+	CHECK(pipe(ready) == 0, "pipe: %m");
+	pid_t client = fork();
+	CHECK(client >= 0, "fork: %m");
+	if (client == 0) {
+		/* The client: its own connection, the parent's fds (inherited). */
+		sd_varlink *v;
+		uint64_t space;
+		uint32_t queue;
+		const char *e;
+		if (iopfc_connect(SOCKET, &v) < 0 ||
+		    iopfc_create_space(v, "iommufd", HANDBACK_FAULTS * PG, PG, PG, iommufd, ioas, &space, &e) < 0 ||
+		    iopfc_add_region(v, space, MOCK_APERTURE_START, HANDBACK_FAULTS * PG, mem.fd, 0, ACC_RW, NULL, &e) < 0 ||
+		    iopfc_register_queue(v, fault_fd, "iommufd", "child", &queue, &e) < 0 ||
+		    iopfc_bind(v, queue, dev.idev, IOPFC_PASID_NONE, space, &e) < 0 || write(ready[1], "r", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(ready[1]);
+	char c;
+	CHECK(read(ready[0], &c, 1) == 1, "the client did not set up");
+	close(ready[0]);
+	if (stopped)
+		daemon_pause();
+	for (uint64_t p = 0; p < HANDBACK_FAULTS; p++)
+		trigger(&dev, 0, RD, MOCK_APERTURE_START + p * PG);
+	kill(client, SIGKILL);
+	waitpid(client, NULL, 0);
+	if (stopped)
+		daemon_resume();
+	for (int i = 0; i < 1000 && iopfc_u64(stats(probe), "queues") > 0; i++)
+		usleep(10000);
+	CHECK(iopfc_u64(stats(probe), "queues") == 0, "the queue outlived its client");
+	uint64_t left = answer_left(fault_fd, NULL, NULL);
+	uint64_t stuck = pending_groups(&dev, fault_fd, MOCK_APERTURE_START);
+	handback_check(probe, stopped ? "client killed, iopfd stopped" : "client killed", left, stuck);
+	sd_varlink_unref(probe);
+	CHECK(daemon_stop() == 0, "iopfd did not exit cleanly");
+	mem_free(&mem);
+	close(fault_fd);
+}
+
+static void client_exit_hands_back(void) {
+	client_exit_backlog(false);
+}
+
+static void client_exit_stopped_hands_back(void) {
+	client_exit_backlog(true);
+}
+
 /* Functional figures (TCG): faults served per second by iopfd and by a
  * naive handler (one read of one group, one map, one write) on this VM. */
 static void figures(void) {
@@ -804,40 +1015,8 @@ static void service_load_check(struct service_load *l, const char *what) {
 			OK(iopfc_unregister_queue(v, (uint32_t)iopfc_u64(q, "id"), &err));
 	}
 	sd_json_variant_unref(qs);
-	uint64_t unread = 0;
-	iopf_record rec;
-	while (read(l->fault_fd, &rec, sizeof(rec)) == sizeof(rec)) {
-		iopf_response r = {.cookie = rec.cookie, .code = IOMMUFD_PAGE_RESP_INVALID};
-		CHECK(write(l->fault_fd, &r, sizeof(r)) == sizeof(r), "answering an unread group: %m");
-		unread++;
-	}
-	enum { PROBE = 32 };
-	/* Cookies are given out when groups are read: read all 32 before
-	 * answering any. */
-	for (int i = 0; i < PROBE; i++)
-		trigger(&l->dev, 0, RD, MOCK_APERTURE_START + (8100 + (uint64_t)i % 64) * PG);
-	iopf_record probe[PROBE];
-	int got = 0;
-	for (int tries = 0; got < PROBE && tries < 1000; tries++) {
-		ssize_t k = read(l->fault_fd, &probe[got], (PROBE - got) * sizeof(iopf_record));
-		if (k > 0)
-			got += (int)(k / (ssize_t)sizeof(iopf_record));
-		else
-			usleep(1000);
-	}
-	CHECK(got == PROBE, "only %d of the %d probe faults arrived", got, PROBE);
-	bool seen[PROBE + 1] = {0};
-	for (int i = 0; i < PROBE; i++) {
-		if (probe[i].cookie >= 1 && probe[i].cookie <= PROBE)
-			seen[probe[i].cookie] = true;
-		iopf_response r = {.cookie = probe[i].cookie, .code = IOMMUFD_PAGE_RESP_INVALID};
-		CHECK(write(l->fault_fd, &r, sizeof(r)) == sizeof(r), "answering a probe: %m");
-	}
-	/* A cookie below 33 not given to a probe is held by a group nobody
-	 * answered. */
-	uint64_t stuck = 0;
-	for (int c = 1; c <= PROBE; c++)
-		stuck += !seen[c];
+	uint64_t unread = answer_left(l->fault_fd, NULL, NULL);
+	uint64_t stuck = pending_groups(&l->dev, l->fault_fd, MOCK_APERTURE_START + 8100 * PG);
 	/* Every restart's journal recovery, from the service's log. */
 	const char *journaled = sh("journalctl -u iopfd.service -o cat --no-pager | "
 	                           "sed -n 's/^journal: \\([0-9]*\\) groups.*/\\1/p' | awk '{s+=$1} END {print s+0}'");
@@ -1106,6 +1285,10 @@ static const struct scenario scenarios[] = {
 	{"devices_queues_pasids", devices_and_pasids},
 	{"teardown_unmaps", teardown_unmaps},
 	{"response_path", response_path},
+	{"unregister_hands_back_backlog", unregister_hands_back},
+	{"unregister_while_stopped_hands_back_backlog", unregister_stopped_hands_back},
+	{"client_exit_hands_back_backlog", client_exit_hands_back},
+	{"client_exit_while_stopped_hands_back_backlog", client_exit_stopped_hands_back},
 	{"figures", figures},
 };
 
