@@ -27,12 +27,12 @@ static struct iopf_engine *engine;
 static struct iopf_space *space;
 
 /* Small reads (24 records) that cut groups often, one read per wake-up,
- * and a short grace for peers that never finish. */
+ * and a grace long enough for a loaded machine. */
 static void setup(void) {
 	iopf_rcu_register();
 	struct iopf_engine_config cfg = {
 		.workers = 1, .read_bytes = 24 * IOPF_RECORD_SIZE, .max_group_faults = 16, .fairness_reads = 1,
-		.leave_ms = 100,
+		.leave_ms = 500,
 	};
 	cr_assert_eq(iopf_engine_new(&cfg, &engine), 0);
 	struct iopf_space_config sc = {
@@ -238,22 +238,32 @@ static uint32_t back_up(struct rig *r) {
 	}
 }
 
-/* Answers a peer had not taken when its queue is taken back are delivered
- * once it reads again within the grace period. */
-Test(takeback, answers_held_back_are_delivered_before_letting_go) {
+/*
+ * Answers held back: the peer stopped reading them, the engine stopped
+ * reading its groups, and then the queue is taken back. With `reads`, the
+ * peer reads again within the grace period and every answer arrives; else
+ * the unsent ones are counted. Returns false when the engine had no answers
+ * held back after all (it was only slow to read, on a busy machine), so
+ * that the caller runs it again.
+ */
+static bool held_back_round(uint32_t id, bool reads) {
 	int small = 4096;
-	struct rig r = rig_open(1);
+	struct rig r = rig_open(id);
 	setsockopt(r.dev, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
 	setsockopt(r.mine, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	uint64_t unsent_before = counters().unsent_responses;
 	uint32_t sent = back_up(&r);
 	struct remover rm;
 	remove_async(&rm, r.q);
 	usleep(20 * 1000);
 	static struct stream_answers a;
 	static uint8_t left[STREAM_MAX_COOKIES];
+	memset(&a, 0, sizeof(a));
+	memset(left, 0, sizeof(left));
 	bool joined = false;
 	for (int i = 0; i < 1000 && !joined; i++) {
-		stream_take_answers(r.dev, &a);
+		if (reads)
+			stream_take_answers(r.dev, &a);
 		joined = pthread_tryjoin_np(rm.th, NULL) == 0;
 		usleep(1000);
 	}
@@ -261,30 +271,33 @@ Test(takeback, answers_held_back_are_delivered_before_letting_go) {
 	cr_assert_eq(rm.result, 0);
 	stream_take_answers(r.dev, &a);
 	size_t rest = stream_take_rest(r.mine, left, NULL);
-	cr_assert_gt(rest, 0, "the engine stopped reading while its answers waited");
-	cr_assert_eq(a.tail_len, 0);
-	for (uint32_t c = 1; c <= sent; c++)
-		cr_assert_eq(a.seen[c] + left[c], 1, "group %u answered %u times, left %u times", c, a.seen[c], left[c]);
-	cr_assert_eq(counters().unsent_responses, 0);
+	uint64_t unsent = counters().unsent_responses - unsent_before;
+	if (reads) {
+		cr_assert_eq(a.tail_len, 0);
+		cr_assert_eq(unsent, 0);
+		for (uint32_t c = 1; c <= sent; c++)
+			cr_assert_eq(a.seen[c] + left[c], 1, "group %u answered %u times, left %u times", c, a.seen[c],
+			             left[c]);
+	} else {
+		cr_assert_eq(a.n + rest + unsent, sent, "every group answered, left, or counted unsent");
+	}
 	rig_close(&r);
+	/* The engine held answers back iff it stopped reading before the end. */
+	return rest > 0 && (reads || unsent > 0);
 }
 
-/* A peer that never reads them again: counted, and the removal ends. */
+Test(takeback, answers_held_back_are_delivered_before_letting_go) {
+	bool held = false;
+	for (uint32_t round = 1; round <= 10 && !held; round++)
+		held = held_back_round(round, true);
+	cr_assert(held, "the engine never held answers back");
+}
+
 Test(takeback, answers_never_taken_are_counted_unsent) {
-	int small = 4096;
-	struct rig r = rig_open(1);
-	setsockopt(r.dev, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-	setsockopt(r.mine, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-	uint32_t sent = back_up(&r);
-	cr_assert_eq(iopf_engine_remove_queue(engine, r.q), 0);
-	static struct stream_answers a;
-	static uint8_t left[STREAM_MAX_COOKIES];
-	stream_take_answers(r.dev, &a);
-	size_t rest = stream_take_rest(r.mine, left, NULL);
-	struct iopf_counters c = counters();
-	cr_assert_gt(c.unsent_responses, 0);
-	cr_assert_eq(a.n + rest + c.unsent_responses, sent, "every group answered, left, or counted unsent");
-	rig_close(&r);
+	bool held = false;
+	for (uint32_t round = 1; round <= 10 && !held; round++)
+		held = held_back_round(round, false);
+	cr_assert(held, "the engine never held answers back");
 }
 
 /* A paused queue is not read; resumed, it is served again. */
