@@ -27,10 +27,10 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "iopfd/batch.h"
-#include "iopfd/bindings.h"
-#include "iopfd/rcu.h"
-#include "iopfd/resolve.h"
+#include "engine/batch.h"
+#include "engine/bindings.h"
+#include "engine/rcu.h"
+#include "engine/resolve.h"
 
 /* The engine's limits, so that the baselines read as much per call. */
 #define READ_BYTES (64 * 1024)

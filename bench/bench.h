@@ -10,8 +10,8 @@
 #include <stdint.h>
 
 #include "emu.h"
-#include "iopfd/space.h"
-#include "iopfd/stats.h"
+#include "engine/space.h"
+#include "engine/stats.h"
 
 struct iopf_bindings;
 

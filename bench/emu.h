@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #include "iopf_abi.h"
-#include "iopfd/stats.h"
+#include "engine/stats.h"
 
 enum emu_pattern {
 	EMU_SEQUENTIAL, /* each (device, PASID) walks its range in order */

@@ -42,10 +42,10 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "iopfd/bindings.h"
+#include "engine/bindings.h"
 #include "iopfd/client.h"
-#include "iopfd/engine.h"
-#include "iopfd/resolve.h"
+#include "engine/engine.h"
+#include "engine/resolve.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23

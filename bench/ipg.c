@@ -28,10 +28,10 @@
 #include <unistd.h>
 
 #include "iopf_abi.h"
-#include "iopfd/batch.h"
-#include "iopfd/bindings.h"
-#include "iopfd/engine.h"
-#include "iopfd/space.h"
+#include "engine/batch.h"
+#include "engine/bindings.h"
+#include "engine/engine.h"
+#include "engine/space.h"
 
 #define IOVA 0x100000000ull
 #define PAGES 4096u

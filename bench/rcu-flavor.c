@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "iopfd/rcu.h"
+#include "engine/rcu.h"
 
 #if defined(__SANITIZE_THREAD__)
 char iopf_rcu_tsan_gp;

@@ -12,7 +12,7 @@
 
 #include "common.h"
 #include "iopf_abi.h"
-#include "iopfd/batch.h"
+#include "engine/batch.h"
 
 #define STREAM_MAX_COOKIES 4096
 #define STREAM_PG 4096ull

@@ -15,6 +15,9 @@
 #include <systemd/sd-json.h>
 #include <systemd/sd-varlink.h>
 
+/* Where iopfd listens unless told otherwise (systemd's iopfd.socket too). */
+#define IOPFD_SOCKET_DEFAULT "/run/iopfd/io.iopfd"
+
 #define IOPFC_PASID_NONE UINT32_MAX
 
 int iopfc_connect(const char *path, sd_varlink **ret);

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "iopfd/batch.h"
+#include "engine/batch.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

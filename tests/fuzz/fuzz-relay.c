@@ -11,10 +11,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "iopfd/batch.h"
-#include "iopfd/bindings.h"
-#include "iopfd/engine.h"
-#include "iopfd/space.h"
+#include "engine/batch.h"
+#include "engine/bindings.h"
+#include "engine/engine.h"
+#include "engine/space.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -14,8 +14,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "iopfd/log.h"
-#include "iopfd/manager.h"
+#include "control/log.h"
+#include "control/manager.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -2,8 +2,8 @@
 /* What the unit suites that drive an address space directly share. */
 #pragma once
 
-#include "iopfd/rcu.h"
-#include "iopfd/space.h"
+#include "engine/rcu.h"
+#include "engine/space.h"
 
 /* One fault inside a read-side section; the hold is released at once. */
 static inline int space_fault(struct iopf_space *s, uint64_t iova, uint32_t perm) {

@@ -20,13 +20,13 @@
 
 #include "../common.h"
 #include "space-common.h"
-#include "iopfd/bindings.h"
-#include "iopfd/engine.h"
-#include "iopfd/log.h"
-#include "iopfd/manager.h"
-#include "iopfd/queue.h"
-#include "iopfd/resolve.h"
-#include "iopfd/space.h"
+#include "engine/bindings.h"
+#include "engine/engine.h"
+#include "control/log.h"
+#include "control/manager.h"
+#include "engine/queue.h"
+#include "engine/resolve.h"
+#include "engine/space.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "iopfd/batch.h"
+#include "engine/batch.h"
 
 #define LAST IOMMU_PGFAULT_FLAGS_LAST_PAGE
 #define PASID IOMMU_PGFAULT_FLAGS_PASID_VALID

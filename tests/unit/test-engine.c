@@ -7,11 +7,11 @@
 
 #include "../common.h"
 #include "emu.h"
-#include "iopfd/batch.h"
-#include "iopfd/bindings.h"
-#include "iopfd/engine.h"
-#include "iopfd/journal.h"
-#include "iopfd/space.h"
+#include "engine/batch.h"
+#include "engine/bindings.h"
+#include "engine/engine.h"
+#include "engine/journal.h"
+#include "engine/space.h"
 
 #define PG 4096ull
 #define IOVA 0x200000000ull

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 
 #include "../common.h"
-#include "iopfd/varlink-idl.h"
+#include "control/varlink-idl.h"
 
 static char *slurp(const char *path) {
 	FILE *f = fopen(path, "r");

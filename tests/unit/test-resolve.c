@@ -2,8 +2,8 @@
 /* Resolution of fault groups: bindings, regions, permissions, dedup within a
  * batch, and holds kept until the batch ends. */
 #include "../common.h"
-#include "iopfd/bindings.h"
-#include "iopfd/resolve.h"
+#include "engine/bindings.h"
+#include "engine/resolve.h"
 
 #define PG 4096ull
 #define IOVA 0x40000000ull

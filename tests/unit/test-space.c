@@ -5,7 +5,7 @@
 
 #include "../common.h"
 #include "space-common.h"
-#include "iopfd/space.h"
+#include "engine/space.h"
 
 #define PG 4096ull
 #define IOVA 0x100000000ull

@@ -10,10 +10,10 @@
 
 #include "../common.h"
 #include "../relay-stream.h"
-#include "iopfd/batch.h"
-#include "iopfd/bindings.h"
-#include "iopfd/engine.h"
-#include "iopfd/space.h"
+#include "engine/batch.h"
+#include "engine/bindings.h"
+#include "engine/engine.h"
+#include "engine/space.h"
 
 #define PG 4096ull
 #define IOVA 0x200000000ull

@@ -43,8 +43,8 @@
 #include "iopf_abi.h"
 #include "iommufd_test.h"
 #include "iopfd/client.h"
-#include "iopfd/queue.h"
-#include "iopfd/stats.h"
+#include "engine/queue.h"
+#include "engine/stats.h"
 
 #define PG 4096ull
 #define RD IOMMU_PGFAULT_PERM_READ

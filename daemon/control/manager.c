@@ -1,0 +1,308 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The daemon's lifecycle: sd-event on the control thread, the engine's
+ * workers, signals as event sources, READY/STATUS/WATCHDOG to systemd, and a
+ * drain that answers everything in flight before the daemon exits.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "log.h"
+#include "manager.h"
+#include "engine/rcu.h"
+
+static uint64_t now_usec(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000ull + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* On a worker thread: a queue was dropped (peer gone, protocol error, I/O
+ * error). The control thread tears it down; hand it over. */
+static void on_queue_closed(struct iopf_queue *q, enum iopf_queue_close why, void *userdata) {
+	struct manager *m = userdata;
+	pthread_mutex_lock(&m->closed_lock);
+	if (m->n_closed == m->cap_closed) {
+		size_t cap = m->cap_closed ? 2 * m->cap_closed : 16;
+		struct closed_note *n = realloc(m->closed, cap * sizeof(*n));
+		if (n) {
+			m->closed = n;
+			m->cap_closed = cap;
+		}
+	}
+	if (m->n_closed < m->cap_closed)
+		m->closed[m->n_closed++] = (struct closed_note){.queue_id = q->id, .why = why};
+	else
+		m->closed_overflow = true; /* the control thread looks at every queue */
+	pthread_mutex_unlock(&m->closed_lock);
+	uint64_t one = 1;
+	if (write(m->closed_efd, &one, sizeof(one)) < 0) {
+		/* Only a saturated counter refuses, and then it is readable. */
+	}
+}
+
+static int on_closed_event(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+	struct manager *m = userdata;
+	uint64_t v;
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return log_error_errno(errno, "Failed to read the closed-queue eventfd: %m");
+	pthread_mutex_lock(&m->closed_lock);
+	bool overflow = m->closed_overflow;
+	m->closed_overflow = false;
+	pthread_mutex_unlock(&m->closed_lock);
+	if (overflow) {
+		/* Out of memory for the notes: find the dropped queues by their
+		 * own mark instead. */
+		struct queue_obj *qo, *qt;
+		cds_list_for_each_entry_safe(qo, qt, &m->queues, node)
+			if (__atomic_load_n(&qo->q->closed, __ATOMIC_ACQUIRE) != IOPF_QUEUE_OPEN) {
+				log_warning("queue %u dropped: %s", qo->id, iopf_queue_close_str(qo->q->closed));
+				queue_obj_destroy(m, qo, OBJ_FORGET, NULL);
+			}
+	}
+	for (;;) {
+		struct closed_note note;
+		pthread_mutex_lock(&m->closed_lock);
+		bool have = m->n_closed > 0;
+		if (have)
+			note = m->closed[--m->n_closed];
+		pthread_mutex_unlock(&m->closed_lock);
+		if (!have)
+			break;
+		struct queue_obj *qo = queue_obj_find(m, note.queue_id);
+		if (!qo)
+			continue; /* unregistered meanwhile */
+		if (note.why == IOPF_QUEUE_HANGUP)
+			log_info("queue %u: peer hung up", qo->id);
+		else
+			log_warning("queue %u dropped: %s", qo->id, iopf_queue_close_str(note.why));
+		queue_obj_destroy(m, qo, OBJ_FORGET, NULL);
+	}
+	return 0;
+}
+
+static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+	struct manager *m = userdata;
+	struct iopf_counters c;
+	iopf_engine_counters(m->engine, &c);
+	uint64_t now = now_usec();
+	double secs = (double)(now - m->status_last_usec) / 1e6;
+	double rate = secs > 0 ? (double)(c.groups - m->status_last_groups) / secs : 0;
+	m->status_last_groups = c.groups;
+	m->status_last_usec = now;
+	sd_notifyf(0, "STATUS=%u queues, %u spaces, %u clients; %lu groups answered (%.0f/s), %lu invalid",
+	           m->n_queues, m->n_spaces, m->n_clients, (unsigned long)c.groups, rate,
+	           (unsigned long)iopf_counters_invalid_total(&c));
+	/* Time sources fire once; arm it again. */
+	int r = sd_event_source_set_time_relative(s, 5 * 1000000ull);
+	return r < 0 ? r : sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+void manager_drain(struct manager *m) {
+	m->shutting_down = true;
+	monitors_drop_link(m, NULL);
+	/* Everything read is answered and everything mapped unmapped;
+	 * persistent objects stay in the fd store for the next start. */
+	struct queue_obj *qo, *qt;
+	cds_list_for_each_entry_safe(qo, qt, &m->queues, node)
+		queue_obj_destroy(m, qo, qo->persistent ? OBJ_KEEP_STORED : OBJ_FORGET, NULL);
+	struct space_obj *so, *st;
+	cds_list_for_each_entry_safe(so, st, &m->spaces, node)
+		space_obj_destroy(m, so, so->persistent ? OBJ_KEEP_STORED : OBJ_FORGET);
+}
+
+/* Workers never take the control thread's locks, so a hung worker would go
+ * unseen by the event loop's own watchdog pings: ask them to answer, and
+ * fire the watchdog when one stays silent. */
+static int on_liveness_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+	struct manager *m = userdata;
+	unsigned stuck = iopf_engine_ping(m->engine);
+	if (stuck) {
+		log_error("%u worker(s) stopped answering: firing the watchdog", stuck);
+		sd_notify(0, "WATCHDOG=trigger");
+	}
+	int r = sd_event_source_set_time_relative(s, m->liveness_usec);
+	return r < 0 ? r : sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+static int on_hang_request(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+	struct manager *m = userdata;
+	log_warning("fault injection: worker 0 stops answering");
+	return iopf_engine_inject_hang(m->engine, 0);
+}
+
+static int on_die_answering_request(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+	struct manager *m = userdata;
+	log_warning("fault injection: the next kernel batch kills iopfd before its answers are written");
+	return iopf_engine_inject_die_answering(m->engine);
+}
+
+static int on_term(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+	struct manager *m = userdata;
+	log_info("received %s: answering everything in flight and stopping",
+	         si->ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+	sd_notify(0, "STOPPING=1\nSTATUS=Draining");
+	manager_drain(m);
+	return sd_event_exit(m->event, 0);
+}
+
+int manager_new(const struct manager_config *cfg, struct manager **out) {
+	struct manager *m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->cfg = *cfg;
+	m->closed_efd = -1;
+	m->journal_fd = m->state_fd[0] = m->state_fd[1] = -1;
+	CDS_INIT_LIST_HEAD(&m->clients);
+	CDS_INIT_LIST_HEAD(&m->queues);
+	CDS_INIT_LIST_HEAD(&m->spaces);
+	CDS_INIT_LIST_HEAD(&m->uids);
+	CDS_INIT_LIST_HEAD(&m->monitors);
+	pthread_mutex_init(&m->closed_lock, NULL);
+	m->started_usec = now_usec();
+	*out = m;
+	return 0;
+}
+
+int manager_startup(struct manager *m) {
+	int r;
+	iopf_rcu_register();
+
+	r = sd_event_default(&m->event);
+	if (r < 0)
+		return log_error_errno(r, "Failed to get the event loop: %m");
+	/* Blocked here, before any worker starts, so that every thread
+	 * inherits the mask and the signals reach only the event loop. */
+	r = sd_event_add_signal(m->event, NULL, SIGTERM | SD_EVENT_SIGNAL_PROCMASK, on_term, m);
+	if (r >= 0)
+		r = sd_event_add_signal(m->event, NULL, SIGINT | SD_EVENT_SIGNAL_PROCMASK, on_term, m);
+	if (r < 0)
+		return log_error_errno(r, "Failed to watch SIGTERM/SIGINT: %m");
+	if (getenv("IOPFD_TEST_HANG_ON_SIGUSR2")) {
+		r = sd_event_add_signal(m->event, NULL, SIGUSR2 | SD_EVENT_SIGNAL_PROCMASK, on_hang_request, m);
+		if (r < 0)
+			return log_error_errno(r, "Failed to watch SIGUSR2: %m");
+	}
+	if (getenv("IOPFD_TEST_DIE_ANSWERING_ON_SIGUSR1")) {
+		r = sd_event_add_signal(m->event, NULL, SIGUSR1 | SD_EVENT_SIGNAL_PROCMASK, on_die_answering_request, m);
+		if (r < 0)
+			return log_error_errno(r, "Failed to watch SIGUSR1: %m");
+	}
+	signal(SIGPIPE, SIG_IGN);
+	/* Pings the watchdog at half of WATCHDOG_USEC while the loop runs: a
+	 * control thread stuck (e.g. on a hung worker) stops the pings. */
+	r = sd_event_set_watchdog(m->event, true);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up the watchdog: %m");
+
+	/* The listening socket first: sd_varlink_server_listen_auto() must see
+	 * $LISTEN_FDS before the fd store's fds are taken out of it. */
+	r = varlink_server_setup(m);
+	if (r < 0)
+		return r;
+	r = persist_prepare(m);
+	if (r < 0)
+		return r;
+
+	struct iopf_engine_config ec = {
+		.workers = m->cfg.workers,
+		.on_queue_closed = on_queue_closed,
+		.userdata = m,
+		.journal = &m->journal,
+	};
+	r = iopf_engine_new(&ec, &m->engine);
+	if (r < 0)
+		return log_error_errno(r, "Failed to start the workers: %m");
+
+	m->closed_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (m->closed_efd < 0)
+		return log_error_errno(errno, "Failed to make an eventfd: %m");
+	r = sd_event_add_io(m->event, &m->closed_source, m->closed_efd, EPOLLIN, on_closed_event, m);
+	if (r < 0)
+		return log_error_errno(r, "Failed to watch the eventfd: %m");
+
+	/* Persistent objects back, journaled groups answered: only then READY
+	 * and new faults. */
+	r = persist_restore(m);
+	if (r < 0)
+		return r;
+
+	/* Twice per watchdog period at least, so a hung worker fires it well
+	 * before the period runs out on its own. */
+	uint64_t wd = 0;
+	m->liveness_usec = sd_watchdog_enabled(0, &wd) > 0 && wd ? wd / 3 : 5 * 1000000ull;
+	r = sd_event_add_time_relative(m->event, &m->liveness_timer, CLOCK_MONOTONIC, m->liveness_usec, 10000,
+	                               on_liveness_timer, m);
+	if (r < 0)
+		return log_error_errno(r, "Failed to add the liveness timer: %m");
+
+	m->status_last_usec = now_usec();
+	r = sd_event_add_time_relative(m->event, &m->status_timer, CLOCK_MONOTONIC, 5 * 1000000ull, 100000,
+	                               on_status_timer, m);
+	if (r < 0)
+		return log_error_errno(r, "Failed to add the status timer: %m");
+
+	log_info("ready: %u workers, RCU flavor %s", iopf_engine_workers(m->engine), IOPF_RCU_NAME);
+	sd_notifyf(0, "READY=1\nSTATUS=Serving with %u workers", iopf_engine_workers(m->engine));
+	return 0;
+}
+
+int manager_add_connection(struct manager *m, int fd) {
+	return varlink_server_add_connection(m, fd);
+}
+
+int manager_run(struct manager *m) {
+	int r = sd_event_loop(m->event);
+	if (r < 0)
+		return log_error_errno(r, "Event loop failed: %m");
+	return r;
+}
+
+void manager_free(struct manager *m) {
+	if (!m)
+		return;
+	if (m->engine)
+		manager_drain(m);
+	if (m->server) {
+		/* Disconnect callbacks find nothing left to tear down. */
+		sd_varlink_server_shutdown(m->server);
+		sd_varlink_server_unref(m->server);
+	}
+	struct client *c, *ct;
+	cds_list_for_each_entry_safe(c, ct, &m->clients, node) {
+		cds_list_del(&c->node);
+		free(c);
+	}
+	struct uid_usage *u, *ut;
+	cds_list_for_each_entry_safe(u, ut, &m->uids, node) {
+		cds_list_del(&u->node);
+		free(u);
+	}
+	iopf_engine_free(m->engine);
+	sd_event_source_disable_unref(m->closed_source);
+	sd_event_source_disable_unref(m->status_timer);
+	sd_event_source_disable_unref(m->liveness_timer);
+	if (m->closed_efd >= 0)
+		close(m->closed_efd);
+	if (m->journal_map)
+		munmap(m->journal_map, m->journal_size);
+	for (int i = 0; i < 2; i++)
+		if (m->state_fd[i] >= 0)
+			close(m->state_fd[i]);
+	if (m->journal_fd >= 0)
+		close(m->journal_fd);
+	free(m->closed);
+	pthread_mutex_destroy(&m->closed_lock);
+	sd_event_unref(m->event);
+	iopf_rcu_barrier();
+	iopf_rcu_unregister();
+	free(m);
+}

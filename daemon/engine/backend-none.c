@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The none backend: regions, permissions, windows, quota and eviction all
+ * run as with a real backend, but nothing is pinned. It measures the
+ * daemon's own cost per fault.
+ */
+#include "backend.h"
+#include "space.h"
+
+static int none_init(struct iopf_space *s) {
+	return 0;
+}
+
+static int none_attach(struct iopf_space *s, struct iopf_region *r) {
+	return 0;
+}
+
+static void none_detach(struct iopf_space *s, struct iopf_region *r) {
+}
+
+static int none_map(struct iopf_space *s, struct iopf_region *r, uint64_t off, uint64_t len) {
+	return 0;
+}
+
+static void none_destroy(struct iopf_space *s) {
+}
+
+const struct iopf_backend_ops iopf_backend_none = {
+	.name = "none",
+	.init = none_init,
+	.attach_region = none_attach,
+	.detach_region = none_detach,
+	.map = none_map,
+	.unmap = none_map,
+	.destroy = none_destroy,
+};

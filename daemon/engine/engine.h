@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The fault engine: worker threads, each with its own epoll fd and its own
+ * set of queues, resolving fault groups against the binding table and
+ * answering each exactly once.
+ *
+ * The control side talks to a worker only through its command queue (a
+ * wait-free queue plus an eventfd), so control-plane changes never block the
+ * fault path. Commands are synchronous for the caller: when
+ * iopf_engine_remove_queue() returns, the worker has answered everything it
+ * read from the queue and let go of it.
+ *
+ * Control functions are called from one thread at a time, which must be
+ * registered with RCU (iopf_rcu_register()).
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "journal.h"
+#include "queue.h"
+#include "stats.h"
+
+struct iopf_engine;
+struct iopf_bindings;
+
+struct iopf_engine_config {
+	unsigned workers;          /* 0: one per online CPU */
+	size_t read_bytes;         /* bytes per read (rounded down to whole records); 0: 64 KiB */
+	unsigned fairness_reads;   /* reads per queue per wake-up before serving others; 0: 8 */
+	unsigned max_group_faults; /* longest group accepted; 0: 512 */
+	unsigned leave_ms;         /* grace for a relay queue being taken back to get the
+	                            * rest of a half-read group and take its answers; 0: 200 */
+	/* Called on the worker's thread when a worker lets go of a queue by
+	 * itself (hang-up, protocol error, I/O error). The queue stays
+	 * allocated: the control side still calls iopf_engine_remove_queue(). */
+	void (*on_queue_closed)(struct iopf_queue *q, enum iopf_queue_close why, void *userdata);
+	void *userdata;
+	/* Optional: read batches into this journal (one worker per journal
+	 * worker area; see journal.h) so that a restarted daemon can answer
+	 * what a crashed one had read. Its slots must hold read_bytes. */
+	struct iopf_journal *journal;
+};
+
+/* Starts the workers. */
+int iopf_engine_new(const struct iopf_engine_config *cfg, struct iopf_engine **out);
+/* Stops the workers (each lets go of its queues first) and frees the engine.
+ * Queues, bindings' spaces and the bindings table stay the caller's. */
+void iopf_engine_free(struct iopf_engine *e);
+
+struct iopf_bindings *iopf_engine_bindings(struct iopf_engine *e);
+unsigned iopf_engine_workers(struct iopf_engine *e);
+
+/* Give a queue to the least loaded worker (or to worker `index` with
+ * iopf_engine_add_queue_to). */
+int iopf_engine_add_queue(struct iopf_engine *e, struct iopf_queue *q);
+int iopf_engine_add_queue_to(struct iopf_engine *e, struct iopf_queue *q, unsigned index);
+/*
+ * Take it back. The worker stops reading it at once (between two reads of
+ * one wake-up, too); every group it read has been resolved and answered;
+ * for a relay, the rest of a group it had read the start of is read and
+ * answered and its unsent answers are delivered, within the grace period
+ * (cfg.leave_ms), so that the stream is left at a group boundary. What was
+ * not read stays in the queue for whoever else holds it. Its bindings stay:
+ * remove them afterwards (iopf_bindings_remove_queue()), so that every
+ * group read resolves against them. The caller frees the queue.
+ */
+int iopf_engine_remove_queue(struct iopf_engine *e, struct iopf_queue *q);
+/* Stop reading a queue for a while (everything read is answered when this
+ * returns), and read it again. For changes that must not meet a group half
+ * way, e.g. removing every binding to an address space. */
+int iopf_engine_pause_queue(struct iopf_engine *e, struct iopf_queue *q);
+int iopf_engine_resume_queue(struct iopf_engine *e, struct iopf_queue *q);
+/* Every worker flushes what it has buffered for its queues. */
+int iopf_engine_drain(struct iopf_engine *e);
+
+/* Liveness: ask every worker to answer, without waiting. Returns how many
+ * have not answered the previous request: a worker that stays stuck over
+ * two calls is hung (the watchdog takes it from there). */
+unsigned iopf_engine_ping(struct iopf_engine *e);
+/* Fault injection for tests: worker `index` stops for good. */
+int iopf_engine_inject_hang(struct iopf_engine *e, unsigned index);
+/* Fault injection for tests: the next batch of a kernel queue that a
+ * journaled worker answers kills the process (SIGKILL) right after its slot
+ * turns ANSWERING, before the write: the restart must answer it again. */
+int iopf_engine_inject_die_answering(struct iopf_engine *e);
+
+/* Merged counters (read without stopping the workers). */
+void iopf_engine_counters(struct iopf_engine *e, struct iopf_counters *out);
+/* Merged per-group service time (read to response written), in ns; asks
+ * every worker for a copy. */
+int iopf_engine_service_time(struct iopf_engine *e, struct iopf_hist *out);

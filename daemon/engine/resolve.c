@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "bindings.h"
+#include "resolve.h"
+
+struct iopf_dedup_slot {
+	uint64_t gen;
+	const struct iopf_space *space;
+	uint64_t page_addr;
+	struct iopf_region *region;
+};
+
+struct iopf_cookie_slot {
+	uint64_t gen;
+	uint32_t cookie;
+};
+
+static size_t pow2_at_least(size_t n) {
+	size_t p = 16;
+	while (p < n)
+		p <<= 1;
+	return p;
+}
+
+int iopf_resolver_init(struct iopf_resolver *r, struct iopf_bindings *b, size_t max_faults,
+                       struct iopf_counters *c) {
+	*r = (struct iopf_resolver){.bindings = b, .c = c, .gen = 1};
+	r->cap_holds = max_faults;
+	r->holds = malloc(max_faults * sizeof(*r->holds));
+	/* Tables at most half full, so probes stay short. */
+	size_t dn = pow2_at_least(2 * max_faults);
+	r->dedup = calloc(dn, sizeof(*r->dedup));
+	r->dedup_mask = dn - 1;
+	r->cookies = calloc(dn, sizeof(*r->cookies));
+	r->cookie_mask = dn - 1;
+	if (!r->holds || !r->dedup || !r->cookies) {
+		iopf_resolver_fini(r);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void iopf_resolver_fini(struct iopf_resolver *r) {
+	free(r->holds);
+	free(r->dedup);
+	free(r->cookies);
+	r->holds = NULL;
+	r->dedup = NULL;
+	r->cookies = NULL;
+}
+
+void iopf_resolver_begin(struct iopf_resolver *r) {
+	r->gen++;
+	r->n_holds = 0;
+	r->own.gen = 0;
+	r->cache = &r->own;
+	r->bgen = iopf_bindings_generation(r->bindings);
+}
+
+void iopf_resolver_use_cache(struct iopf_resolver *r, struct iopf_binding_cache *cache) {
+	r->cache = cache;
+}
+
+void iopf_resolver_end(struct iopf_resolver *r) {
+	for (size_t i = 0; i < r->n_holds; i++)
+		iopf_page_release(&r->holds[i]);
+	r->n_holds = 0;
+}
+
+static uint64_t mix(uint64_t x) {
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	return x;
+}
+
+bool iopf_resolver_claim_cookie(struct iopf_resolver *r, uint32_t cookie) {
+	for (size_t i = mix(cookie) & r->cookie_mask;; i = (i + 1) & r->cookie_mask) {
+		struct iopf_cookie_slot *s = &r->cookies[i];
+		if (s->gen != r->gen) {
+			s->gen = r->gen;
+			s->cookie = cookie;
+			return true;
+		}
+		if (s->cookie == cookie)
+			return false;
+	}
+}
+
+static struct iopf_dedup_slot *dedup_find(struct iopf_resolver *r, const struct iopf_space *sp,
+                                          uint64_t page_addr, bool *found) {
+	uint64_t h = mix(page_addr ^ (uintptr_t)sp);
+	for (size_t i = h & r->dedup_mask;; i = (i + 1) & r->dedup_mask) {
+		struct iopf_dedup_slot *s = &r->dedup[i];
+		if (s->gen != r->gen) {
+			*found = false;
+			return s;
+		}
+		if (s->space == sp && s->page_addr == page_addr) {
+			*found = true;
+			return s;
+		}
+	}
+}
+
+static enum iopf_invalid_reason reason_of(int err) {
+	switch (err) {
+	case -ENOENT:
+		return IOPF_INVALID_NO_REGION;
+	case -EACCES:
+		return IOPF_INVALID_PERM;
+	case -EDQUOT:
+	case -EBUSY:
+		return IOPF_INVALID_QUOTA;
+	default:
+		return IOPF_INVALID_BACKEND;
+	}
+}
+
+static uint32_t invalid(struct iopf_resolver *r, enum iopf_invalid_reason why) {
+	IOPF_STAT_INC(r->c->invalid[why]);
+	return IOMMUFD_PAGE_RESP_INVALID;
+}
+
+/* A cache serves one queue (the per-batch one is reset with each batch),
+ * so the key is (device, PASID); it is good while the generation it was
+ * filled at is still the table's. The space it names stays alive through
+ * this read-side section: a binding is removed (and the generation bumped)
+ * before its space can be destroyed after a grace period. */
+static struct iopf_space *lookup(struct iopf_resolver *r, uint32_t queue_id, const struct iopf_group *g) {
+	struct iopf_binding_cache *c = r->cache;
+	if (c->gen == r->bgen && c->dev_id == g->dev_id && c->pasid == g->pasid)
+		return c->space;
+	struct iopf_binding_key k = {.queue_id = queue_id, .dev_id = g->dev_id, .pasid = g->pasid};
+	struct iopf_space *s = iopf_bindings_lookup(r->bindings, &k);
+	*c = (struct iopf_binding_cache){.gen = r->bgen, .dev_id = g->dev_id, .pasid = g->pasid, .space = s};
+	return s;
+}
+
+static uint32_t resolve(struct iopf_resolver *r, uint32_t queue_id, const struct iopf_group *g) {
+	if (g->defect != IOPF_GROUP_OK)
+		return invalid(r, IOPF_INVALID_DEFECT);
+	struct iopf_space *s = lookup(r, queue_id, g);
+	if (!s)
+		return invalid(r, IOPF_INVALID_NO_BINDING);
+
+	uint64_t page_mask = ~((uint64_t)s->cfg.page_size - 1);
+	for (uint32_t i = 0; i < g->n_faults; i++) {
+		const iopf_record *f = &g->faults[i];
+		uint32_t perm = f->perm & IOPF_PERM_ALL;
+		uint64_t addr = f->addr & page_mask;
+		bool found;
+		struct iopf_dedup_slot *slot = dedup_find(r, s, addr, &found);
+		if (found) {
+			/* Mapped and held earlier in this batch; only the
+			 * permission may differ. */
+			IOPF_STAT_INC(r->c->dedup_hits);
+			if (perm & ~slot->region->perm)
+				return invalid(r, IOPF_INVALID_PERM);
+			continue;
+		}
+		if (r->n_holds == r->cap_holds)
+			return invalid(r, IOPF_INVALID_QUOTA); /* cannot happen: sized for a full batch */
+		struct iopf_page_ref *ref = &r->holds[r->n_holds];
+		int err = iopf_space_fault(s, addr, perm, f->length, ref);
+		if (err < 0)
+			return invalid(r, reason_of(err));
+		r->n_holds++;
+		*slot = (struct iopf_dedup_slot){.gen = r->gen, .space = s, .page_addr = addr, .region = ref->region};
+	}
+	IOPF_STAT_INC(r->c->success);
+	return IOMMUFD_PAGE_RESP_SUCCESS;
+}
+
+uint32_t iopf_resolve_group(struct iopf_resolver *r, uint32_t queue_id, const struct iopf_group *g) {
+	uint32_t code = resolve(r, queue_id, g);
+	/* Counted once resolved, after its outcome: a reader that sees a
+	 * group counted sees how it ended. */
+	IOPF_STAT_ADD(r->c->faults, g->n_faults);
+	IOPF_STAT_INC(r->c->groups);
+	return code;
+}

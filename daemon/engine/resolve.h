@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Resolving a batch of fault groups into responses.
+ *
+ * One resolver per worker. A batch runs inside one RCU read-side section:
+ *
+ *   iopf_resolver_begin(r);
+ *   for each group: code = iopf_resolve_group(r, queue_id, g);
+ *   ... write the responses ...
+ *   iopf_resolver_end(r);   // releases the pages the batch held
+ *
+ * Between begin and end every page a SUCCESS depends on is held, so no
+ * eviction (by any worker) can take it before the device has its answer.
+ * Pages faulted twice in one batch are resolved once.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "batch.h"
+#include "space.h"
+#include "stats.h"
+
+struct iopf_bindings;
+
+struct iopf_resolver {
+	struct iopf_bindings *bindings;
+	struct iopf_counters *c;
+
+	struct iopf_page_ref *holds;
+	size_t n_holds, cap_holds;
+
+	/* Pages resolved in this batch: (space, page address) -> region,
+	 * open addressing, entries valid when their gen is the batch's. */
+	struct iopf_dedup_slot *dedup;
+	size_t dedup_mask;
+	/* Cookies seen in this batch, same scheme. */
+	struct iopf_cookie_slot *cookies;
+	size_t cookie_mask;
+	uint64_t gen;
+
+	/* The binding cache in use (the queue's, or one for this batch only),
+	 * and the table's generation when the batch began. */
+	struct iopf_binding_cache own;
+	struct iopf_binding_cache *cache;
+	uint64_t bgen;
+};
+
+/* max_faults: the most fault records one batch can hold. */
+int iopf_resolver_init(struct iopf_resolver *r, struct iopf_bindings *b, size_t max_faults,
+                       struct iopf_counters *c);
+void iopf_resolver_fini(struct iopf_resolver *r);
+
+void iopf_resolver_begin(struct iopf_resolver *r);
+/* Keep the lookups of this batch's queue in a cache of its own, which
+ * outlives the batch while the bindings do not change. Call after begin. */
+void iopf_resolver_use_cache(struct iopf_resolver *r, struct iopf_binding_cache *cache);
+/* False when the cookie was already seen in this batch (a relay protocol
+ * error: the kernel never has two groups in flight with one cookie). */
+bool iopf_resolver_claim_cookie(struct iopf_resolver *r, uint32_t cookie);
+/* Resolve one group: IOMMUFD_PAGE_RESP_SUCCESS or _INVALID (counted). */
+uint32_t iopf_resolve_group(struct iopf_resolver *r, uint32_t queue_id, const struct iopf_group *g);
+void iopf_resolver_end(struct iopf_resolver *r);

@@ -1,0 +1,574 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "space.h"
+
+static const struct iopf_backend_ops *const backends[_IOPF_BACKEND_MAX] = {
+	[IOPF_BACKEND_NONE] = &iopf_backend_none,
+	[IOPF_BACKEND_MLOCK] = &iopf_backend_mlock,
+	[IOPF_BACKEND_IOMMUFD] = &iopf_backend_iommufd,
+};
+
+const char *iopf_backend_kind_str(enum iopf_backend_kind k) {
+	return (unsigned)k < _IOPF_BACKEND_MAX ? backends[k]->name : "unknown";
+}
+
+int iopf_backend_kind_from_str(const char *s) {
+	for (int k = 0; k < _IOPF_BACKEND_MAX; k++)
+		if (s && strcmp(s, backends[k]->name) == 0)
+			return k;
+	return -EINVAL;
+}
+
+static bool is_pow2(uint64_t v) {
+	return v && !(v & (v - 1));
+}
+
+/* --- page state ------------------------------------------------------------ */
+
+static uint16_t page_load(const uint16_t *w) {
+	return __atomic_load_n(w, __ATOMIC_ACQUIRE);
+}
+
+/* Take a hold on a pinned page that is not being evicted. Lock-free: the
+ * evictor flips a page to EVICTING only while its hold count is zero, with
+ * a compare-and-swap that this one races against. */
+static bool page_try_hold(uint16_t *w) {
+	uint16_t st = page_load(w);
+	while ((st & IOPF_PAGE_PINNED) && !(st & IOPF_PAGE_EVICTING) &&
+	       (st >> IOPF_PAGE_HOLD_SHIFT) < IOPF_PAGE_HOLD_MAX) {
+		uint16_t nst = (uint16_t)((st + IOPF_PAGE_HOLD_ONE) | IOPF_PAGE_REF);
+		if (__atomic_compare_exchange_n(w, &st, nst, true, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			return true;
+	}
+	return false;
+}
+
+void iopf_page_release(const struct iopf_page_ref *ref) {
+	__atomic_fetch_sub(&ref->region->page[ref->page], (uint16_t)IOPF_PAGE_HOLD_ONE, __ATOMIC_RELEASE);
+}
+
+/* --- regions ------------------------------------------------------------------ */
+
+struct iopf_region *iopf_region_find(const struct iopf_region_set *set, uint64_t iova) {
+	if (!set)
+		return NULL;
+	size_t lo = 0, hi = set->n;
+	/* Last region starting at or below iova. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (set->r[mid]->iova <= iova)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return NULL;
+	struct iopf_region *r = set->r[lo - 1];
+	return iova - r->iova < r->length ? r : NULL;
+}
+
+static void region_free(struct iopf_region *r) {
+	if (!r)
+		return;
+	if (r->page)
+		munmap(r->page, r->n_pages * sizeof(uint16_t));
+	if (r->memfd >= 0)
+		close(r->memfd);
+	free(r);
+}
+
+static void set_free_rcu(struct rcu_head *h) {
+	IOPF_RCU_AFTER_GP();
+	free(caa_container_of(h, struct iopf_region_set, rcu));
+}
+
+/* Check what a client passes as a region's memory. */
+static int check_memfd(int fd, uint64_t offset, uint64_t length) {
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EBADFD;
+	int seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0)
+		return -EBADFD; /* not a memfd or shmem file */
+	if (!(seals & F_SEAL_SHRINK))
+		return -EPERM;
+	if (offset + length < offset || (uint64_t)st.st_size < offset + length)
+		return -ERANGE;
+	return 0;
+}
+
+static int add_region(struct iopf_space *s, const struct iopf_region_config *rc, uint64_t forced_id,
+                      uint64_t *out_id);
+
+int iopf_space_add_region(struct iopf_space *s, const struct iopf_region_config *rc, uint64_t *out_id) {
+	return add_region(s, rc, 0, out_id);
+}
+
+struct iopf_region *iopf_space_region(struct iopf_space *s, uint64_t region_id) {
+	struct iopf_region_set *set = s->regions;
+	for (size_t i = 0; set && i < set->n; i++)
+		if (set->r[i]->id == region_id)
+			return set->r[i];
+	return NULL;
+}
+
+int iopf_space_add_region_id(struct iopf_space *s, const struct iopf_region_config *rc, uint64_t id) {
+	if (id == 0)
+		return -EINVAL;
+	if (iopf_space_region(s, id))
+		return -EEXIST;
+	return add_region(s, rc, id, NULL);
+}
+
+void iopf_space_forget_mappings(struct iopf_space *s, uint64_t region_id) {
+	struct iopf_region *r = iopf_space_region(s, region_id);
+	if (r && s->ops->unmap_any)
+		s->ops->unmap_any(s, r, 0, r->length); /* nothing there is fine too */
+}
+
+int iopf_space_backend_fd(const struct iopf_space *s) {
+	return s->ops->fd ? s->ops->fd(s) : -1;
+}
+
+static int add_region(struct iopf_space *s, const struct iopf_region_config *rc, uint64_t forced_id,
+                      uint64_t *out_id) {
+	uint64_t mask = s->cfg.page_size - 1;
+	int r;
+
+	if (!rc->length || (rc->iova & mask) || (rc->length & mask) || (rc->offset & mask))
+		return -EINVAL;
+	if (rc->iova + rc->length < rc->iova)
+		return -EINVAL;
+	if ((rc->perm & ~IOPF_PERM_ALL) || !(rc->perm & (IOPF_PERM_READ | IOPF_PERM_WRITE)))
+		return -EINVAL;
+	if (rc->memfd < 0) {
+		if (s->cfg.backend != IOPF_BACKEND_NONE)
+			return -EBADF;
+	} else {
+		r = check_memfd(rc->memfd, rc->offset, rc->length);
+		if (r < 0)
+			return r;
+	}
+
+	struct iopf_region_set *old = s->regions;
+	size_t n = old ? old->n : 0;
+	size_t pos = 0;
+	while (pos < n && old->r[pos]->iova < rc->iova)
+		pos++;
+	if (pos > 0 && old->r[pos - 1]->iova + old->r[pos - 1]->length > rc->iova)
+		return -EEXIST;
+	if (pos < n && rc->iova + rc->length > old->r[pos]->iova)
+		return -EEXIST;
+
+	struct iopf_region *reg = calloc(1, sizeof(*reg));
+	if (!reg)
+		return -ENOMEM;
+	reg->memfd = -1;
+	reg->iova = rc->iova;
+	reg->length = rc->length;
+	reg->offset = rc->offset;
+	reg->perm = rc->perm;
+	reg->n_pages = rc->length >> s->page_shift;
+	/* One state word per page: anonymous and untouched until a page is
+	 * faulted, so a large, sparsely used region costs little. */
+	reg->page = mmap(NULL, reg->n_pages * sizeof(uint16_t), PROT_READ | PROT_WRITE,
+	                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (reg->page == MAP_FAILED) {
+		reg->page = NULL;
+		region_free(reg);
+		return -ENOMEM;
+	}
+	if (rc->memfd >= 0) {
+		reg->memfd = fcntl(rc->memfd, F_DUPFD_CLOEXEC, 3);
+		if (reg->memfd < 0) {
+			r = -errno;
+			region_free(reg);
+			return r;
+		}
+	}
+	r = s->ops->attach_region(s, reg);
+	if (r < 0) {
+		region_free(reg);
+		/* To callers EPERM means "not sealed against shrinking"; the
+		 * backend's EPERM (mapping a write-sealed memfd for a writable
+		 * region) is a refusal of access. */
+		return r == -EPERM ? -EACCES : r;
+	}
+
+	struct iopf_region_set *set = malloc(sizeof(*set) + (n + 1) * sizeof(set->r[0]));
+	if (!set) {
+		s->ops->detach_region(s, reg);
+		region_free(reg);
+		return -ENOMEM;
+	}
+	set->n = n + 1;
+	for (size_t i = 0; i < pos; i++)
+		set->r[i] = old->r[i];
+	set->r[pos] = reg;
+	for (size_t i = pos; i < n; i++)
+		set->r[i + 1] = old->r[i];
+
+	if (forced_id) {
+		reg->id = forced_id;
+		if (forced_id > s->next_region_id)
+			s->next_region_id = forced_id;
+	} else {
+		reg->id = ++s->next_region_id;
+	}
+	rcu_assign_pointer(s->regions, set);
+	if (old)
+		iopf_rcu_call(&old->rcu, set_free_rcu);
+	if (out_id)
+		*out_id = reg->id;
+	return 0;
+}
+
+/* --- the area ring (under the AS lock) ---------------------------------------- */
+
+static int ring_push(struct iopf_space *s, struct iopf_area a) {
+	if (s->ring_len == s->ring_cap) {
+		size_t cap = s->ring_cap ? s->ring_cap * 2 : 64;
+		struct iopf_area *n = malloc(cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		for (size_t i = 0; i < s->ring_len; i++)
+			n[i] = s->ring[(s->ring_head + i) % s->ring_cap];
+		free(s->ring);
+		s->ring = n;
+		s->ring_cap = cap;
+		s->ring_head = 0;
+	}
+	s->ring[(s->ring_head + s->ring_len) % s->ring_cap] = a;
+	s->ring_len++;
+	return 0;
+}
+
+static struct iopf_area ring_pop(struct iopf_space *s) {
+	struct iopf_area a = s->ring[s->ring_head];
+	s->ring_head = (s->ring_head + 1) % s->ring_cap;
+	s->ring_len--;
+	return a;
+}
+
+/* Clear the referenced bits of an area; true if any was set (second chance). */
+static bool area_take_ref(struct iopf_area *a) {
+	bool ref = false;
+	for (uint64_t i = 0; i < a->n; i++) {
+		uint16_t *w = &a->region->page[a->first + i];
+		if (page_load(w) & IOPF_PAGE_REF)
+			ref |= __atomic_fetch_and(w, (uint16_t)~IOPF_PAGE_REF, __ATOMIC_ACQ_REL) & IOPF_PAGE_REF;
+	}
+	return ref;
+}
+
+/* Flip every page of the area from pinned-and-unheld to EVICTING, or none. */
+static bool area_mark_evicting(struct iopf_area *a) {
+	for (uint64_t i = 0; i < a->n; i++) {
+		uint16_t *w = &a->region->page[a->first + i];
+		uint16_t st = page_load(w);
+		for (;;) {
+			if ((st >> IOPF_PAGE_HOLD_SHIFT) != 0) {
+				/* Held by a group being resolved: undo and skip. */
+				for (uint64_t j = 0; j < i; j++)
+					__atomic_fetch_and(&a->region->page[a->first + j],
+					                   (uint16_t)~IOPF_PAGE_EVICTING, __ATOMIC_RELEASE);
+				return false;
+			}
+			if (__atomic_compare_exchange_n(w, &st, (uint16_t)(st | IOPF_PAGE_EVICTING), true,
+			                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+				break;
+		}
+	}
+	return true;
+}
+
+/* Unmap an area that is marked EVICTING (or that nobody can reach). */
+static int area_unmap(struct iopf_space *s, struct iopf_area *a) {
+	uint64_t bytes = a->n << s->page_shift;
+	int r = s->ops->unmap(s, a->region, a->first << s->page_shift, bytes);
+	if (r < 0) {
+		/* Still mapped: keep it accounted as pinned. */
+		s->st.unmap_errors++;
+		for (uint64_t i = 0; i < a->n; i++)
+			__atomic_fetch_and(&a->region->page[a->first + i], (uint16_t)~IOPF_PAGE_EVICTING,
+			                   __ATOMIC_RELEASE);
+		return r;
+	}
+	for (uint64_t i = 0; i < a->n; i++)
+		__atomic_store_n(&a->region->page[a->first + i], 0, __ATOMIC_RELEASE);
+	a->region->pinned_pages -= a->n;
+	__atomic_store_n(&s->st.pinned_bytes, s->st.pinned_bytes - bytes, __ATOMIC_RELAXED);
+	s->st.unmaps++;
+	return 0;
+}
+
+/*
+ * Clock eviction until `need` more bytes fit under the quota. Two turns of
+ * the clock give every area its second chance; but other workers set the
+ * referenced bits without the lock, so under load every area may have been
+ * referenced again by the time the hand comes back. Then one more turn
+ * ignores the bits: a fault is refused only when every area is held (or
+ * cannot be unmapped), never because the pages are popular.
+ */
+static bool evict_for(struct iopf_space *s, uint64_t need) {
+	for (int second_chance = 1; second_chance >= 0; second_chance--) {
+		size_t examined = 0, limit = second_chance ? 2 * s->ring_len + 1 : s->ring_len;
+		while (s->cfg.quota - s->st.pinned_bytes < need && s->ring_len > 0 && examined++ < limit) {
+			struct iopf_area a = ring_pop(s);
+			if ((second_chance && area_take_ref(&a)) || !area_mark_evicting(&a) || area_unmap(s, &a) < 0) {
+				ring_push(s, a); /* cannot fail: the slot was just freed */
+				continue;
+			}
+			s->st.evictions++;
+		}
+		if (s->cfg.quota - s->st.pinned_bytes >= need)
+			return true;
+	}
+	return false;
+}
+
+/* --- the fault path ------------------------------------------------------------- */
+
+/* Map a window around page p (not pinned) under the lock, then hold p. */
+static int fault_slow(struct iopf_space *s, struct iopf_region *r, uint64_t p, uint32_t length_hint) {
+	int ret = 0;
+	pthread_mutex_lock(&s->lock);
+	if (page_try_hold(&r->page[p]))
+		goto out; /* another worker mapped it meanwhile */
+	if (page_load(&r->page[p]) & IOPF_PAGE_PINNED) {
+		/* Pinned but its hold count is saturated: nothing to map. */
+		ret = -EBUSY;
+		goto out;
+	}
+
+	/* Window: the hint clamped to [min, max], rounded up to a power of two
+	 * of pages, aligned in the region, clipped to it. */
+	uint64_t want = length_hint ? length_hint : s->cfg.window_min;
+	if (want < s->cfg.window_min)
+		want = s->cfg.window_min;
+	if (want > s->cfg.window_max)
+		want = s->cfg.window_max;
+	uint64_t wpages = (want + s->cfg.page_size - 1) >> s->page_shift;
+	if (wpages == 0)
+		wpages = 1;
+	if (!is_pow2(wpages))
+		wpages = 1ull << (64 - __builtin_clzll(wpages));
+	uint64_t lo = p & ~(wpages - 1), hi = lo + wpages;
+	if (hi > r->n_pages)
+		hi = r->n_pages;
+	/* Only the unpinned run around p: pinned neighbours belong to other areas. */
+	uint64_t first = p, end = p + 1;
+	while (first > lo && !(page_load(&r->page[first - 1]) & IOPF_PAGE_PINNED))
+		first--;
+	while (end < hi && !(page_load(&r->page[end]) & IOPF_PAGE_PINNED))
+		end++;
+
+	uint64_t bytes = (end - first) << s->page_shift;
+	if (!evict_for(s, bytes)) {
+		/* The window does not fit: fall back to the faulting page alone. */
+		first = p;
+		end = p + 1;
+		bytes = s->cfg.page_size;
+		if (!evict_for(s, bytes)) {
+			s->st.quota_refusals++;
+			ret = -EDQUOT;
+			goto out;
+		}
+	}
+	/* Room in the ring first, so that a mapping is never left untracked. */
+	if (s->ring_len == s->ring_cap) {
+		struct iopf_area none = {0};
+		if (ring_push(s, none) < 0) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		s->ring_len--;
+	}
+	ret = s->ops->map(s, r, first << s->page_shift, bytes);
+	if (ret < 0) {
+		s->st.map_errors++;
+		/* Callers tell refusals apart by errno: a backend failure must
+		 * not read as no region, no permission or no quota (iommufd
+		 * says ENOENT for an IOAS the client destroyed). */
+		if (ret == -ENOENT || ret == -EACCES || ret == -EDQUOT || ret == -EBUSY)
+			ret = -EIO;
+		goto out;
+	}
+	/* The faulting page first, with its hold, and each page only once: the
+	 * moment a page shows pinned another worker may take a hold on it
+	 * without the lock, and a second store would wipe that hold out (its
+	 * release would then underflow the count and leave the page "held"
+	 * for good: never evicted, every later fault on it refused). */
+	__atomic_store_n(&r->page[p], (uint16_t)(IOPF_PAGE_PINNED | IOPF_PAGE_REF | IOPF_PAGE_HOLD_ONE),
+	                 __ATOMIC_RELEASE);
+	for (uint64_t i = first; i < end; i++)
+		if (i != p)
+			__atomic_store_n(&r->page[i], (uint16_t)IOPF_PAGE_PINNED, __ATOMIC_RELEASE);
+	ring_push(s, (struct iopf_area){.region = r, .first = first, .n = end - first});
+	r->pinned_pages += end - first;
+	uint64_t pinned = s->st.pinned_bytes + bytes;
+	__atomic_store_n(&s->st.pinned_bytes, pinned, __ATOMIC_RELAXED);
+	if (pinned > s->st.pinned_peak)
+		s->st.pinned_peak = pinned;
+	s->st.maps++;
+	s->st.mapped_bytes += bytes;
+out:
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+int iopf_space_fault(struct iopf_space *s, uint64_t iova, uint32_t perm, uint32_t length_hint,
+                     struct iopf_page_ref *held) {
+	struct iopf_region *r = iopf_region_find(rcu_dereference(s->regions), iova);
+	if (!r)
+		return -ENOENT;
+	if (perm & ~r->perm)
+		return -EACCES;
+	uint64_t p = (iova - r->iova) >> s->page_shift;
+	held->region = r;
+	held->page = p;
+	if (page_try_hold(&r->page[p]))
+		return 0;
+	return fault_slow(s, r, p, length_hint);
+}
+
+/* --- lifecycle ------------------------------------------------------------------- */
+
+int iopf_space_new(uint64_t id, const struct iopf_space_config *cfg, struct iopf_space **out) {
+	if ((unsigned)cfg->backend >= _IOPF_BACKEND_MAX)
+		return -EINVAL;
+	if (!is_pow2(cfg->page_size) || cfg->page_size < 4096)
+		return -EINVAL;
+	if (cfg->quota < cfg->page_size)
+		return -EINVAL;
+	if (cfg->window_min > cfg->window_max || cfg->window_max > (1ull << 30))
+		return -EINVAL;
+
+	struct iopf_space *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->id = id;
+	s->cfg = *cfg;
+	if (s->cfg.window_min < s->cfg.page_size)
+		s->cfg.window_min = s->cfg.page_size;
+	if (s->cfg.window_max < s->cfg.window_min)
+		s->cfg.window_max = s->cfg.window_min;
+	s->page_shift = (uint32_t)__builtin_ctz(cfg->page_size);
+	s->ops = backends[cfg->backend];
+	pthread_mutex_init(&s->lock, NULL);
+	int r = s->ops->init(s);
+	if (r < 0) {
+		pthread_mutex_destroy(&s->lock);
+		free(s);
+		return r;
+	}
+	*out = s;
+	return 0;
+}
+
+/* Take an area off the books without unmapping it (under the AS lock). */
+static void area_forget(struct iopf_space *s, struct iopf_area *a) {
+	a->region->pinned_pages -= a->n;
+	__atomic_store_n(&s->st.pinned_bytes, s->st.pinned_bytes - (a->n << s->page_shift), __ATOMIC_RELAXED);
+}
+
+/*
+ * Unmap every area of one region (or of all regions when r is NULL). With
+ * `going`, the regions are about to be freed: an area that cannot be
+ * unmapped (counted in unmap_errors) is forgotten rather than kept, since
+ * the clock must never meet a freed region and nothing could retry it;
+ * detach_region() then releases what the backend still holds.
+ */
+static uint64_t unmap_areas_of(struct iopf_space *s, struct iopf_region *r, bool going) {
+	uint64_t released = 0;
+	pthread_mutex_lock(&s->lock);
+	size_t n = s->ring_len;
+	for (size_t i = 0; i < n; i++) {
+		struct iopf_area a = ring_pop(s);
+		if (r && a.region != r) {
+			ring_push(s, a);
+			continue;
+		}
+		if (!area_mark_evicting(&a) || area_unmap(s, &a) < 0) {
+			if (going)
+				area_forget(s, &a);
+			else
+				ring_push(s, a);
+			continue;
+		}
+		released += a.n << s->page_shift;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return released;
+}
+
+uint64_t iopf_space_evict_all(struct iopf_space *s) {
+	return unmap_areas_of(s, NULL, false);
+}
+
+int iopf_space_remove_region(struct iopf_space *s, uint64_t region_id) {
+	struct iopf_region_set *old = s->regions;
+	size_t n = old ? old->n : 0, pos = 0;
+	while (pos < n && old->r[pos]->id != region_id)
+		pos++;
+	if (pos == n)
+		return -ENOENT;
+	struct iopf_region *reg = old->r[pos];
+
+	struct iopf_region_set *set = NULL;
+	if (n > 1) {
+		set = malloc(sizeof(*set) + (n - 1) * sizeof(set->r[0]));
+		if (!set)
+			return -ENOMEM;
+		set->n = 0;
+		for (size_t i = 0; i < n; i++)
+			if (i != pos)
+				set->r[set->n++] = old->r[i];
+	}
+	rcu_assign_pointer(s->regions, set);
+	/* After this no worker can reach the region or still hold its pages:
+	 * holds are released inside the read-side section that took them. */
+	iopf_rcu_synchronize();
+	unmap_areas_of(s, reg, true);
+	s->ops->detach_region(s, reg);
+	region_free(reg);
+	free(old);
+	return 0;
+}
+
+void iopf_space_destroy(struct iopf_space *s) {
+	if (!s)
+		return;
+	iopf_rcu_synchronize();
+	unmap_areas_of(s, NULL, true);
+	struct iopf_region_set *set = s->regions;
+	for (size_t i = 0; set && i < set->n; i++) {
+		s->ops->detach_region(s, set->r[i]);
+		region_free(set->r[i]);
+	}
+	free(set);
+	s->ops->destroy(s);
+	free(s->ring);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+void iopf_space_get_stats(struct iopf_space *s, struct iopf_space_stats *out) {
+	pthread_mutex_lock(&s->lock);
+	*out = s->st;
+	pthread_mutex_unlock(&s->lock);
+}
+
+size_t iopf_space_region_count(struct iopf_space *s) {
+	return s->regions ? s->regions->n : 0;
+}
