@@ -26,7 +26,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "bench.h"
+#include "baselines.h"
+#include "load.h"
+#include "util.h"
 #include "engine/batch.h"
 #include "engine/bindings.h"
 #include "engine/rcu.h"

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * What iopf-bench's parts share: the shape of a run, its result, the load
- * (address space, bindings, socket pairs, emulators) and the handlers that
- * are measured against each other on that same load.
+ * A run of iopf-bench: which handler it measures, the load it is asked for,
+ * and the figures it yields. Types only, so that every part (the load, the
+ * baselines, the harness) can speak of a run without depending on another
+ * part's code.
  */
 #pragma once
 
@@ -12,8 +13,6 @@
 #include "emu.h"
 #include "engine/space.h"
 #include "engine/stats.h"
-
-struct iopf_bindings;
 
 enum bench_mode {
 	MODE_IOPFD,       /* the engine in this process */
@@ -25,8 +24,6 @@ enum bench_mode {
 	MODE_DAEMON,      /* a real iopfd over its Varlink socket */
 	_MODE_MAX,
 };
-
-extern const char *const bench_mode_name[_MODE_MAX];
 
 struct bench_cfg {
 	const char *scenario; /* suite: which scenario a run belongs to */
@@ -64,31 +61,3 @@ struct bench_result {
 	uint64_t maps, unmaps, mapped_bytes;
 	uint64_t window_bytes; /* floor: bytes per window */
 };
-
-struct bench_load {
-	struct iopf_space *space;
-	int memfd;
-	int *dfd; /* handler ends */
-	struct emu_queue **emu;
-};
-
-uint64_t bench_now_ns(void);
-_Noreturn void bench_die(const char *what, int r);
-
-/* Address space and bindings (when b is not NULL), socket pairs, emulators. */
-void bench_load_new(const struct bench_cfg *c, struct iopf_bindings *b, struct bench_load *l);
-/* Drive the emulators for the run's duration; seconds into res. */
-void bench_load_drive(const struct bench_cfg *c, struct bench_load *l, struct bench_result *res);
-/* Finish the emulators and add their figures to res. */
-void bench_load_collect(const struct bench_cfg *c, struct bench_load *l, struct bench_result *res);
-void bench_load_free(const struct bench_cfg *c, struct iopf_bindings *b, struct bench_load *l);
-
-/* The baselines (baselines.c), each on c's load. */
-void bench_run_naive(const struct bench_cfg *c, struct bench_result *res);
-void bench_run_perqueue(const struct bench_cfg *c, struct bench_result *res);
-void bench_run_echo(const struct bench_cfg *c, struct bench_result *res);
-/* mlock() windows of window_bytes at random aligned offsets of base[0..len)
- * for duration_ms, munlock()ing the oldest beyond quota bytes, as the mlock
- * backend does on a miss. */
-void bench_run_mlock_floor(void *base, uint64_t len, uint64_t window_bytes, uint64_t quota, unsigned duration_ms,
-                           uint64_t seed, struct bench_result *res);

@@ -22,9 +22,12 @@
  * performance targets (README, "Performance"). Prints a table and one
  * SUMMARY line; --json prints one JSON object instead, --json-out FILE
  * writes it to FILE as well as printing the table.
+ *
+ * This file is the harness only, the top of the layers: the baselines are
+ * in baselines.c, the load they and iopfd run on in load.c, the clocks and
+ * bench_die in util.c, and none of those calls back up into this file.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <malloc.h>
 #include <math.h>
@@ -33,162 +36,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "baselines.h"
 #include "bench.h"
+#include "load.h"
+#include "util.h"
 #include "engine/bindings.h"
 #include "iopfd/client.h"
 #include "engine/engine.h"
 #include "engine/resolve.h"
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
-
-#define IOVA 0x100000000ull
-
-const char *const bench_mode_name[_MODE_MAX] = {
+/* The names --modes takes and the table and the JSON show. */
+static const char *const bench_mode_name[_MODE_MAX] = {
 	[MODE_IOPFD] = "iopfd",      [MODE_NAIVE] = "naive",       [MODE_PERQUEUE] = "perqueue",
 	[MODE_ECHO] = "echo",        [MODE_PINGPONG] = "pingpong", [MODE_MLOCK_FLOOR] = "mlock-floor",
 	[MODE_DAEMON] = "daemon",
 };
 
-uint64_t bench_now_ns(void) {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-void bench_die(const char *what, int r) {
-	fprintf(stderr, "iopf-bench: %s: %s\n", what, strerror(r < 0 ? -r : r));
-	exit(1);
-}
-
 static bool has_mode(const struct bench_cfg *c, enum bench_mode m) {
 	return c->modes & (1u << m);
-}
-
-/* --- the load: spaces, bindings, socket pairs, emulators ----------------------------- */
-
-/* The memory behind the region: a sealed memfd, as a client must pass.
- * Allocated up front, so that neither iopfd nor a floor it is compared with
- * pays for first-touch page allocation. */
-static int make_memfd(uint64_t bytes, bool allocate) {
-	int fd = memfd_create("iopf-bench", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (fd < 0 || ftruncate(fd, (off_t)bytes) < 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) < 0)
-		bench_die("memfd", errno);
-	if (allocate && fallocate(fd, 0, 0, (off_t)bytes) < 0)
-		bench_die("fallocate", errno);
-	return fd;
-}
-
-/* The mlock backend's own mapping of the (only) region. */
-static struct iopf_region *only_region(struct iopf_space *s) {
-	return s->regions && s->regions->n ? s->regions->r[0] : NULL;
-}
-
-void bench_load_new(const struct bench_cfg *c, struct iopf_bindings *b, struct bench_load *l) {
-	int r;
-	l->space = NULL;
-	l->memfd = c->backend == IOPF_BACKEND_NONE ? -1 : make_memfd(c->pages * 4096, true);
-	if (b) {
-		struct iopf_space_config sc = {
-			.backend = c->backend, .quota = c->quota, .page_size = 4096, .window_min = c->window,
-			.window_max = c->window, .iommufd = -1,
-		};
-		if ((r = iopf_space_new(1, &sc, &l->space)) < 0)
-			bench_die("space", r);
-		struct iopf_region_config rc = {.iova = IOVA, .length = c->pages * 4096, .memfd = l->memfd,
-		                                .perm = IOPF_PERM_READ | IOPF_PERM_WRITE};
-		if ((r = iopf_space_add_region(l->space, &rc, NULL)) < 0)
-			bench_die("region", r);
-		struct iopf_region *reg = only_region(l->space);
-		/* Page tables filled before the run, for iopfd and the floor alike. */
-		if (c->backend == IOPF_BACKEND_MLOCK && reg && reg->backend_data &&
-		    madvise(reg->backend_data, reg->length, MADV_POPULATE_WRITE) < 0)
-			bench_die("populate", errno);
-	}
-	l->dfd = calloc(c->queues, sizeof(int));
-	l->emu = calloc(c->queues, sizeof(*l->emu));
-	if (!l->dfd || !l->emu)
-		bench_die("load", -ENOMEM);
-	for (unsigned q = 0; q < c->queues; q++) {
-		int sv[2];
-		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-			bench_die("socketpair", errno);
-		l->dfd[q] = sv[0];
-		struct emu_config ec = {
-			.devices = c->devices, .dev_id_base = q * c->devices, .pasids = c->pasids,
-			.outstanding = c->outstanding, .group_min = c->group_min, .group_max = c->group_max,
-			.sizes = c->sizes, .group_mean = c->group_mean, .iova_base = IOVA, .iova_pages = c->pages,
-			.pattern = c->pattern, .zipf_s = c->zipf_s, .perm = IOPF_PERM_READ, .seed = c->seed + q + 1,
-		};
-		if (c->rate > 0) {
-			/* The queues take turns on one schedule of c->rate groups/s. */
-			ec.rate = c->rate / c->queues;
-			ec.phase_ns = (uint64_t)(1e9 * q / c->rate);
-		}
-		if ((r = emu_queue_new(&ec, sv[1], &l->emu[q])) < 0)
-			bench_die("emulator", r);
-		if (!b)
-			continue;
-		for (unsigned d = 0; d < c->devices; d++)
-			for (unsigned p = 0; p < (c->pasids ? c->pasids : 1); p++) {
-				struct iopf_binding_key k = {q, q * c->devices + d, c->pasids ? p : IOPF_PASID_NONE};
-				if ((r = iopf_bindings_add(b, &k, l->space)) < 0)
-					bench_die("bind", r);
-			}
-	}
-}
-
-static double cpu_seconds(clockid_t id) {
-	struct timespec ts;
-	clock_gettime(id, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-void bench_load_drive(const struct bench_cfg *c, struct bench_load *l, struct bench_result *res) {
-	double p0 = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID), e0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
-	uint64_t t0 = bench_now_ns();
-	int r = emu_run(l->emu, c->queues, c->duration_ms, c->duration_ms + 10000, 2000);
-	if (r < 0)
-		bench_die("emulator run", r);
-	res->seconds = (double)(bench_now_ns() - t0) / 1e9;
-	res->emu_cpu = cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - e0;
-	res->handler_cpu = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID) - p0 - res->emu_cpu;
-}
-
-void bench_load_collect(const struct bench_cfg *c, struct bench_load *l, struct bench_result *res) {
-	for (unsigned q = 0; q < c->queues; q++) {
-		struct emu_stats st;
-		emu_queue_finish(l->emu[q]);
-		emu_queue_stats(l->emu[q], &st);
-		res->groups += st.success + st.invalid;
-		res->invalid += st.invalid;
-		res->faults += st.faults;
-		res->violations += emu_violations(&st);
-		iopf_hist_merge(&res->lat, emu_queue_latency(l->emu[q]));
-	}
-	res->ran = true;
-}
-
-void bench_load_free(const struct bench_cfg *c, struct iopf_bindings *b, struct bench_load *l) {
-	for (unsigned q = 0; q < c->queues; q++)
-		emu_queue_free(l->emu[q]);
-	if (b && l->space) {
-		iopf_bindings_remove_space(b, l->space);
-		iopf_space_destroy(l->space);
-	}
-	if (l->memfd >= 0)
-		close(l->memfd);
-	free(l->emu);
-	free(l->dfd);
 }
 
 /* --- iopfd: the engine ------------------------------------------------------------------ */
@@ -242,7 +113,7 @@ static void run_engine(const struct bench_cfg *c, struct bench_result *res, stru
 	}
 	free(qs);
 	if (floor && c->backend == IOPF_BACKEND_MLOCK) {
-		struct iopf_region *reg = only_region(l.space);
+		struct iopf_region *reg = bench_load_region(&l);
 		iopf_space_evict_all(l.space);
 		unsigned ms = c->duration_ms / 2 > 500 ? c->duration_ms / 2 : 500;
 		bench_run_mlock_floor(reg->backend_data, reg->length, backend_window(c), c->quota, ms, c->seed + 7,
@@ -398,11 +269,12 @@ static void run_daemon(const struct bench_cfg *c, struct bench_result *res) {
 
 	struct bench_load l;
 	bench_load_new(c, NULL, &l);
-	int memfd = l.memfd >= 0 ? l.memfd : make_memfd(c->pages * 4096, false);
+	int memfd = l.memfd >= 0 ? l.memfd : bench_load_memfd(c->pages * 4096, false);
 	uint64_t space;
 	check(iopfc_create_space(v, c->backend == IOPF_BACKEND_MLOCK ? "mlock" : "none", c->quota, c->window, c->window,
 	                         -1, 0, &space, &err), "CreateSpace", err);
-	check(iopfc_add_region(v, space, IOVA, c->pages * 4096, memfd, 0, IOPF_PERM_READ | IOPF_PERM_WRITE, NULL, &err),
+	check(iopfc_add_region(v, space, BENCH_LOAD_IOVA, c->pages * 4096, memfd, 0, IOPF_PERM_READ | IOPF_PERM_WRITE,
+	                       NULL, &err),
 	      "AddRegion", err);
 	for (unsigned q = 0; q < c->queues; q++) {
 		uint32_t qid;
@@ -417,14 +289,14 @@ static void run_daemon(const struct bench_cfg *c, struct bench_result *res) {
 		close(memfd);
 
 	struct progress pr = {.c = c, .l = &l, .v = v};
-	double e0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
+	double e0 = bench_cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
 	uint64_t t0 = bench_now_ns();
 	int r = emu_run_progress(l.emu, c->queues, c->duration_ms, c->duration_ms + 10000, 2000,
 	                         c->demo ? show_progress : NULL, &pr, 1000);
 	if (r < 0)
 		bench_die("emulator run", r);
 	res->seconds = (double)(bench_now_ns() - t0) / 1e9;
-	res->emu_cpu = cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - e0;
+	res->emu_cpu = bench_cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - e0;
 	sd_json_variant *st1;
 	check(iopfc_statistics(v, &st1, &err), "GetStatistics", err);
 	bench_load_collect(c, &l, res);
