@@ -50,6 +50,7 @@
 #include "iopfd/client.h"
 #include "engine/engine.h"
 #include "engine/resolve.h"
+#include "engine/space-internal.h"
 
 /* The names --modes takes and the table and the JSON show. */
 static const char *const bench_mode_name[_MODE_MAX] = {
@@ -90,7 +91,6 @@ static void run_engine(const struct bench_cfg *c, struct bench_result *res, stru
 	for (unsigned q = 0; q < c->queues; q++) {
 		if ((r = iopf_queue_new(q, l.dfd[q], IOPF_TRANSPORT_RELAY, &qs[q])) < 0)
 			bench_die("queue", r);
-		close(l.dfd[q]);
 		if ((r = iopf_engine_add_queue(e, qs[q])) < 0)
 			bench_die("add queue", r);
 	}
@@ -108,7 +108,7 @@ static void run_engine(const struct bench_cfg *c, struct bench_result *res, stru
 	res->unmaps = sa.unmaps - sb.unmaps;
 	res->mapped_bytes = sa.mapped_bytes - sb.mapped_bytes;
 	for (unsigned q = 0; q < c->queues; q++) {
-		iopf_engine_remove_queue(e, qs[q]);
+		iopf_engine_remove_queue(e, qs[q], IOPF_RELEASE_TO_HOLDER);
 		iopf_queue_free(qs[q]);
 	}
 	free(qs);
@@ -185,9 +185,8 @@ static void measure_idle(unsigned n, struct idle_mem *out) {
 	out->rss_per_queue = rss1 > rss0 ? (double)(rss1 - rss0) / n : 0;
 	out->heap_per_queue = heap1 > heap0 ? (double)(heap1 - heap0) / n : 0;
 	for (unsigned i = 0; i < n; i++) {
-		iopf_engine_remove_queue(e, qs[i]);
+		iopf_engine_remove_queue(e, qs[i], IOPF_RELEASE_TO_HOLDER);
 		iopf_queue_free(qs[i]);
-		close(fds[2 * i]);
 		close(fds[2 * i + 1]);
 	}
 	iopf_bindings_remove_space(iopf_engine_bindings(e), s);
@@ -497,7 +496,7 @@ static void json_load(FILE *f, const struct bench_cfg *c) {
 		fputc(',', f);
 	}
 	fprintf(f, "\"pages\":%lu,\"backend\":\"%s\",\"quota\":%lu,\"window\":%lu,\"loop\":\"%s\",\"rate\":",
-	        (unsigned long)c->pages, iopf_backend_kind_str(c->backend), (unsigned long)c->quota,
+	        (unsigned long)c->pages, iopf_backend_kind_to_string(c->backend), (unsigned long)c->quota,
 	        (unsigned long)c->window, c->rate > 0 ? "open" : "closed");
 	json_num(f, c->rate);
 	fprintf(f, ",\"duration_ms\":%u", c->duration_ms);
@@ -1080,7 +1079,7 @@ static int run_single(const struct bench_cfg *c, bool json_only, FILE *json) {
 	       "%s pages, %s loop%s, %s backend, %u worker(s), %u ms\n",
 	       c->queues, c->devices, c->pasids, c->outstanding, c->group_min, c->group_max,
 	       c->sizes == EMU_SIZE_GEOMETRIC ? "geometric" : "uniform", pattern_str(c->pattern),
-	       c->rate > 0 ? "open" : "closed", c->rate > 0 ? " at the --rate" : "", iopf_backend_kind_str(c->backend),
+	       c->rate > 0 ? "open" : "closed", c->rate > 0 ? " at the --rate" : "", iopf_backend_kind_to_string(c->backend),
 	       c->workers, c->duration_ms);
 	table_header(stdout);
 	for (int m = 0; m < _MODE_MAX; m++)

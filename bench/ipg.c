@@ -81,8 +81,8 @@ static int workload(unsigned long groups, unsigned batch) {
 		die("space", r);
 	struct iopf_region_config rc = {.iova = IOVA, .length = PAGES * 4096ull, .memfd = -1,
 	                                .perm = IOPF_PERM_READ | IOPF_PERM_WRITE};
-	if ((r = iopf_space_add_region(s, &rc, NULL)) < 0)
-		die("region", r);
+	if (iopf_space_add_region(s, &rc, 0, NULL, NULL) != IOPF_REGION_ADDED)
+		die("region", -EINVAL);
 	struct iopf_binding_key k = {0, 1, IOPF_PASID_NONE};
 	if ((r = iopf_bindings_add(iopf_engine_bindings(e), &k, s)) < 0)
 		die("bind", r);
@@ -96,7 +96,6 @@ static int workload(unsigned long groups, unsigned batch) {
 	struct iopf_queue *q;
 	if ((r = iopf_queue_new(0, sv[0], IOPF_TRANSPORT_RELAY, &q)) < 0)
 		die("queue", r);
-	close(sv[0]);
 	if ((r = iopf_engine_add_queue(e, q)) < 0)
 		die("add queue", r);
 
@@ -118,7 +117,7 @@ static int workload(unsigned long groups, unsigned batch) {
 		for (unsigned i = 0; i < batch; i++)
 			bad += resp[i].cookie != i || resp[i].code != IOMMUFD_PAGE_RESP_SUCCESS;
 	}
-	iopf_engine_remove_queue(e, q);
+	iopf_engine_remove_queue(e, q, IOPF_RELEASE_TO_HOLDER);
 	iopf_queue_free(q);
 	close(sv[1]);
 	iopf_bindings_remove_space(iopf_engine_bindings(e), s);

@@ -14,6 +14,7 @@
 #include "util.h"
 #include "engine/batch.h"
 #include "engine/bindings.h"
+#include "engine/space-internal.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -47,10 +48,13 @@ void bench_load_new(const struct bench_cfg *c, struct iopf_bindings *b, struct b
 		};
 		if ((r = iopf_space_new(1, &sc, &l->space)) < 0)
 			bench_die("space", r);
-		struct iopf_region_config rc = {.iova = BENCH_LOAD_IOVA, .length = c->pages * 4096, .memfd = l->memfd,
+		/* The region takes an fd of its own: the load keeps l->memfd. */
+		struct iopf_region_config rc = {.iova = BENCH_LOAD_IOVA, .length = c->pages * 4096,
+		                                .memfd = l->memfd >= 0 ? fcntl(l->memfd, F_DUPFD_CLOEXEC, 3) : -1,
 		                                .perm = IOPF_PERM_READ | IOPF_PERM_WRITE};
-		if ((r = iopf_space_add_region(l->space, &rc, NULL)) < 0)
-			bench_die("region", r);
+		int err = 0;
+		if (iopf_space_add_region(l->space, &rc, 0, NULL, &err) != IOPF_REGION_ADDED)
+			bench_die("region", -err);
 		struct iopf_region *reg = bench_load_region(l);
 		/* Page tables filled before the run, for iopfd and the floor alike. */
 		if (c->backend == IOPF_BACKEND_MLOCK && reg && reg->backend_data &&

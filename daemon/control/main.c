@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "iopfd/client.h"
 #include "log.h"
 #include "manager.h"
 
@@ -42,10 +43,12 @@ int main(int argc, char **argv) {
 	struct manager_config cfg = {
 		.limits = {
 			.connections_per_uid = 64,
-			.queues_per_uid = 4096,
-			.spaces_per_uid = 1024,
-			.regions_per_uid = 4096,
-			.quota_per_uid = 64ull << 30,
+			.max = {
+				[ACCT_QUEUES] = 4096,
+				[ACCT_SPACES] = 1024,
+				[ACCT_REGIONS] = 4096,
+				[ACCT_QUOTA] = 64ull << 30,
+			},
 		},
 	};
 	enum { OPT_SOCKET = 256, OPT_WORKERS, OPT_CONN, OPT_QUEUES, OPT_SPACES, OPT_REGIONS, OPT_QUOTA, OPT_VERSION };
@@ -73,11 +76,11 @@ int main(int argc, char **argv) {
 		case OPT_SOCKET: cfg.socket_path = optarg; break;
 		case OPT_WORKERS: cfg.workers = (unsigned)v; break;
 		case OPT_CONN: cfg.limits.connections_per_uid = (unsigned)v; break;
-		case OPT_QUEUES: cfg.limits.queues_per_uid = (unsigned)v; break;
-		case OPT_SPACES: cfg.limits.spaces_per_uid = (unsigned)v; break;
-		case OPT_REGIONS: cfg.limits.regions_per_uid = (unsigned)v; break;
-		case OPT_QUOTA: cfg.limits.quota_per_uid = v; break;
-		case OPT_VERSION: puts("iopfd 0.1.0"); return 0;
+		case OPT_QUEUES: cfg.limits.max[ACCT_QUEUES] = v; break;
+		case OPT_SPACES: cfg.limits.max[ACCT_SPACES] = v; break;
+		case OPT_REGIONS: cfg.limits.max[ACCT_REGIONS] = v; break;
+		case OPT_QUOTA: cfg.limits.max[ACCT_QUOTA] = v; break;
+		case OPT_VERSION: puts("iopfd " PROJECT_VERSION); return 0;
 		case 'h': help(); return 0;
 		default: return 2;
 		}

@@ -9,21 +9,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <systemd/sd-daemon.h>
 
+#include "clients.h"
+#include "engine/rcu.h"
 #include "log.h"
 #include "manager.h"
-#include "engine/rcu.h"
+#include "shared/time-util.h"
+#include "test-hooks.h"
+#include "varlink-methods.h"
+#include "varlink-server.h"
 
-static uint64_t now_usec(void) {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000ull + (uint64_t)ts.tv_nsec / 1000;
-}
+/* --- queues a worker dropped by itself ------------------------------------------------ */
 
 /* On a worker thread: a queue was dropped (peer gone, protocol error, I/O
  * error). The control thread tears it down; hand it over. */
@@ -39,7 +38,7 @@ static void on_queue_closed(struct iopf_queue *q, enum iopf_queue_close why, voi
 		}
 	}
 	if (m->n_closed < m->cap_closed)
-		m->closed[m->n_closed++] = (struct closed_note){.queue_id = q->id, .why = why};
+		m->closed[m->n_closed++] = (struct closed_note){.queue_id = iopf_queue_id(q), .why = why};
 	else
 		m->closed_overflow = true; /* the control thread looks at every queue */
 	pthread_mutex_unlock(&m->closed_lock);
@@ -47,6 +46,14 @@ static void on_queue_closed(struct iopf_queue *q, enum iopf_queue_close why, voi
 	if (write(m->closed_efd, &one, sizeof(one)) < 0) {
 		/* Only a saturated counter refuses, and then it is readable. */
 	}
+}
+
+static void drop_closed(struct object *o, enum iopf_queue_close why) {
+	if (why == IOPF_QUEUE_HANGUP)
+		log_info("queue %lu: peer hung up", (unsigned long)o->id);
+	else
+		log_warning("queue %lu dropped: %s", (unsigned long)o->id, iopf_queue_close_to_string(why));
+	object_destroy(o, OBJECT_FORGET, NULL);
 }
 
 static int on_closed_event(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -61,12 +68,10 @@ static int on_closed_event(sd_event_source *s, int fd, uint32_t revents, void *u
 	if (overflow) {
 		/* Out of memory for the notes: find the dropped queues by their
 		 * own mark instead. */
-		struct queue_obj *qo, *qt;
-		cds_list_for_each_entry_safe(qo, qt, &m->queues, node)
-			if (__atomic_load_n(&qo->q->closed, __ATOMIC_ACQUIRE) != IOPF_QUEUE_OPEN) {
-				log_warning("queue %u dropped: %s", qo->id, iopf_queue_close_str(qo->q->closed));
-				queue_obj_destroy(m, qo, OBJ_FORGET, NULL);
-			}
+		struct object *o, *t;
+		cds_list_for_each_entry_safe(o, t, &m->objects[OBJECT_QUEUE], node)
+			if (iopf_queue_closed(o->q) != IOPF_QUEUE_OPEN)
+				drop_closed(o, iopf_queue_closed(o->q));
 	}
 	for (;;) {
 		struct closed_note note;
@@ -77,16 +82,19 @@ static int on_closed_event(sd_event_source *s, int fd, uint32_t revents, void *u
 		pthread_mutex_unlock(&m->closed_lock);
 		if (!have)
 			break;
-		struct queue_obj *qo = queue_obj_find(m, note.queue_id);
-		if (!qo)
-			continue; /* unregistered meanwhile */
-		if (note.why == IOPF_QUEUE_HANGUP)
-			log_info("queue %u: peer hung up", qo->id);
-		else
-			log_warning("queue %u dropped: %s", qo->id, iopf_queue_close_str(note.why));
-		queue_obj_destroy(m, qo, OBJ_FORGET, NULL);
+		struct object *o = object_find(m, OBJECT_QUEUE, note.queue_id);
+		if (o) /* else unregistered meanwhile */
+			drop_closed(o, note.why);
 	}
 	return 0;
+}
+
+/* --- timers and signals ---------------------------------------------------------------- */
+
+/* Time sources fire once; arm it again. */
+static int rearm(sd_event_source *s, uint64_t usec) {
+	int r = sd_event_source_set_time_relative(s, usec);
+	return r < 0 ? r : sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
 static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -99,24 +107,9 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 	m->status_last_groups = c.groups;
 	m->status_last_usec = now;
 	sd_notifyf(0, "STATUS=%u queues, %u spaces, %u clients; %lu groups answered (%.0f/s), %lu invalid",
-	           m->n_queues, m->n_spaces, m->n_clients, (unsigned long)c.groups, rate,
+	           m->n_objects[OBJECT_QUEUE], m->n_objects[OBJECT_SPACE], m->n_clients, (unsigned long)c.groups, rate,
 	           (unsigned long)iopf_counters_invalid_total(&c));
-	/* Time sources fire once; arm it again. */
-	int r = sd_event_source_set_time_relative(s, 5 * 1000000ull);
-	return r < 0 ? r : sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
-}
-
-void manager_drain(struct manager *m) {
-	m->shutting_down = true;
-	monitors_drop_link(m, NULL);
-	/* Everything read is answered and everything mapped unmapped;
-	 * persistent objects stay in the fd store for the next start. */
-	struct queue_obj *qo, *qt;
-	cds_list_for_each_entry_safe(qo, qt, &m->queues, node)
-		queue_obj_destroy(m, qo, qo->persistent ? OBJ_KEEP_STORED : OBJ_FORGET, NULL);
-	struct space_obj *so, *st;
-	cds_list_for_each_entry_safe(so, st, &m->spaces, node)
-		space_obj_destroy(m, so, so->persistent ? OBJ_KEEP_STORED : OBJ_FORGET);
+	return rearm(s, 5 * 1000000ull);
 }
 
 /* Workers never take the control thread's locks, so a hung worker would go
@@ -129,20 +122,13 @@ static int on_liveness_timer(sd_event_source *s, uint64_t usec, void *userdata) 
 		log_error("%u worker(s) stopped answering: firing the watchdog", stuck);
 		sd_notify(0, "WATCHDOG=trigger");
 	}
-	int r = sd_event_source_set_time_relative(s, m->liveness_usec);
-	return r < 0 ? r : sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	return rearm(s, m->liveness_usec);
 }
 
-static int on_hang_request(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-	struct manager *m = userdata;
-	log_warning("fault injection: worker 0 stops answering");
-	return iopf_engine_inject_hang(m->engine, 0);
-}
-
-static int on_die_answering_request(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-	struct manager *m = userdata;
-	log_warning("fault injection: the next kernel batch kills iopfd before its answers are written");
-	return iopf_engine_inject_die_answering(m->engine);
+static void drain(struct manager *m) {
+	m->shutting_down = true;
+	monitors_drop_link(m, NULL);
+	objects_drain(m);
 }
 
 static int on_term(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -150,21 +136,33 @@ static int on_term(sd_event_source *s, const struct signalfd_siginfo *si, void *
 	log_info("received %s: answering everything in flight and stopping",
 	         si->ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
 	sd_notify(0, "STOPPING=1\nSTATUS=Draining");
-	manager_drain(m);
+	drain(m);
 	return sd_event_exit(m->event, 0);
 }
+
+/* Persistent objects changed in this turn of the loop: save once. Not
+ * while stopping: what is kept for the next start is the state as it was. */
+static int on_save(sd_event_source *s, void *userdata) {
+	struct manager *m = userdata;
+	if (!m->shutting_down)
+		restart_save_state(m);
+	return 0;
+}
+
+/* --- lifecycle -------------------------------------------------------------------------- */
 
 int manager_new(const struct manager_config *cfg, struct manager **out) {
 	struct manager *m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
 	m->cfg = *cfg;
+	m->cfg.workers = iopf_engine_default_workers(cfg->workers);
 	m->closed_efd = -1;
-	m->journal_fd = m->state_fd[0] = m->state_fd[1] = -1;
+	restart_init(&m->restart);
+	accounting_init(&m->acct, &cfg->limits);
 	CDS_INIT_LIST_HEAD(&m->clients);
-	CDS_INIT_LIST_HEAD(&m->queues);
-	CDS_INIT_LIST_HEAD(&m->spaces);
-	CDS_INIT_LIST_HEAD(&m->uids);
+	for (int t = 0; t < _OBJECT_TYPE_MAX; t++)
+		CDS_INIT_LIST_HEAD(&m->objects[t]);
 	CDS_INIT_LIST_HEAD(&m->monitors);
 	pthread_mutex_init(&m->closed_lock, NULL);
 	m->started_usec = now_usec();
@@ -172,84 +170,87 @@ int manager_new(const struct manager_config *cfg, struct manager **out) {
 	return 0;
 }
 
-int manager_startup(struct manager *m) {
-	int r;
-	iopf_rcu_register();
-
-	r = sd_event_default(&m->event);
-	if (r < 0)
-		return log_error_errno(r, "Failed to get the event loop: %m");
+static int add_signals(struct manager *m) {
 	/* Blocked here, before any worker starts, so that every thread
 	 * inherits the mask and the signals reach only the event loop. */
-	r = sd_event_add_signal(m->event, NULL, SIGTERM | SD_EVENT_SIGNAL_PROCMASK, on_term, m);
+	int r = sd_event_add_signal(m->event, NULL, SIGTERM | SD_EVENT_SIGNAL_PROCMASK, on_term, m);
 	if (r >= 0)
 		r = sd_event_add_signal(m->event, NULL, SIGINT | SD_EVENT_SIGNAL_PROCMASK, on_term, m);
 	if (r < 0)
 		return log_error_errno(r, "Failed to watch SIGTERM/SIGINT: %m");
-	if (getenv("IOPFD_TEST_HANG_ON_SIGUSR2")) {
-		r = sd_event_add_signal(m->event, NULL, SIGUSR2 | SD_EVENT_SIGNAL_PROCMASK, on_hang_request, m);
-		if (r < 0)
-			return log_error_errno(r, "Failed to watch SIGUSR2: %m");
-	}
-	if (getenv("IOPFD_TEST_DIE_ANSWERING_ON_SIGUSR1")) {
-		r = sd_event_add_signal(m->event, NULL, SIGUSR1 | SD_EVENT_SIGNAL_PROCMASK, on_die_answering_request, m);
-		if (r < 0)
-			return log_error_errno(r, "Failed to watch SIGUSR1: %m");
-	}
 	signal(SIGPIPE, SIG_IGN);
-	/* Pings the watchdog at half of WATCHDOG_USEC while the loop runs: a
-	 * control thread stuck (e.g. on a hung worker) stops the pings. */
-	r = sd_event_set_watchdog(m->event, true);
-	if (r < 0)
-		return log_error_errno(r, "Failed to set up the watchdog: %m");
+	return test_hooks_setup(m);
+}
 
-	/* The listening socket first: sd_varlink_server_listen_auto() must see
-	 * $LISTEN_FDS before the fd store's fds are taken out of it. */
-	r = varlink_server_setup(m);
-	if (r < 0)
-		return r;
-	r = persist_prepare(m);
-	if (r < 0)
-		return r;
-
+static int start_engine(struct manager *m) {
 	struct iopf_engine_config ec = {
 		.workers = m->cfg.workers,
 		.on_queue_closed = on_queue_closed,
 		.userdata = m,
-		.journal = &m->journal,
+		.journal = &m->restart.journal,
 	};
-	r = iopf_engine_new(&ec, &m->engine);
+	int r = iopf_engine_new(&ec, &m->engine);
 	if (r < 0)
 		return log_error_errno(r, "Failed to start the workers: %m");
-
 	m->closed_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (m->closed_efd < 0)
 		return log_error_errno(errno, "Failed to make an eventfd: %m");
 	r = sd_event_add_io(m->event, &m->closed_source, m->closed_efd, EPOLLIN, on_closed_event, m);
 	if (r < 0)
 		return log_error_errno(r, "Failed to watch the eventfd: %m");
+	return 0;
+}
 
-	/* Persistent objects back, journaled groups answered: only then READY
-	 * and new faults. */
-	r = persist_restore(m);
-	if (r < 0)
-		return r;
-
+static int add_timers(struct manager *m) {
 	/* Twice per watchdog period at least, so a hung worker fires it well
 	 * before the period runs out on its own. */
 	uint64_t wd = 0;
 	m->liveness_usec = sd_watchdog_enabled(0, &wd) > 0 && wd ? wd / 3 : 5 * 1000000ull;
-	r = sd_event_add_time_relative(m->event, &m->liveness_timer, CLOCK_MONOTONIC, m->liveness_usec, 10000,
-	                               on_liveness_timer, m);
+	int r = sd_event_add_time_relative(m->event, &m->liveness_timer, CLOCK_MONOTONIC, m->liveness_usec, 10000,
+	                                   on_liveness_timer, m);
 	if (r < 0)
 		return log_error_errno(r, "Failed to add the liveness timer: %m");
-
 	m->status_last_usec = now_usec();
 	r = sd_event_add_time_relative(m->event, &m->status_timer, CLOCK_MONOTONIC, 5 * 1000000ull, 100000,
 	                               on_status_timer, m);
 	if (r < 0)
 		return log_error_errno(r, "Failed to add the status timer: %m");
+	r = sd_event_add_defer(m->event, &m->save_source, on_save, m);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(m->save_source, SD_EVENT_OFF);
+	if (r < 0)
+		return log_error_errno(r, "Failed to add the state saver: %m");
+	return 0;
+}
 
+int manager_startup(struct manager *m) {
+	iopf_rcu_register();
+	int r = sd_event_default(&m->event);
+	if (r < 0)
+		return log_error_errno(r, "Failed to get the event loop: %m");
+	r = add_signals(m);
+	if (r < 0)
+		return r;
+	/* Pings the watchdog at half of WATCHDOG_USEC while the loop runs: a
+	 * control thread stuck (e.g. on a hung worker) stops the pings. */
+	r = sd_event_set_watchdog(m->event, true);
+	if (r < 0)
+		return log_error_errno(r, "Failed to set up the watchdog: %m");
+	/* The listening socket first: sd_varlink_server_listen_auto() must see
+	 * $LISTEN_FDS before the fd store's fds are taken out of it. */
+	r = varlink_server_setup(m);
+	if (r >= 0)
+		r = restart_prepare(m);
+	if (r >= 0)
+		r = start_engine(m);
+	/* Persistent objects back, journaled groups answered: only then READY
+	 * and new faults. */
+	if (r >= 0)
+		r = restart_restore(m);
+	if (r >= 0)
+		r = add_timers(m);
+	if (r < 0)
+		return r;
 	log_info("ready: %u workers, RCU flavor %s", iopf_engine_workers(m->engine), IOPF_RCU_NAME);
 	sd_notifyf(0, "READY=1\nSTATUS=Serving with %u workers", iopf_engine_workers(m->engine));
 	return 0;
@@ -270,35 +271,27 @@ void manager_free(struct manager *m) {
 	if (!m)
 		return;
 	if (m->engine)
-		manager_drain(m);
+		drain(m);
 	if (m->server) {
 		/* Disconnect callbacks find nothing left to tear down. */
 		sd_varlink_server_shutdown(m->server);
 		sd_varlink_server_unref(m->server);
 	}
+	/* The server's shutdown detached every client; their links are gone. */
 	struct client *c, *ct;
 	cds_list_for_each_entry_safe(c, ct, &m->clients, node) {
 		cds_list_del(&c->node);
 		free(c);
 	}
-	struct uid_usage *u, *ut;
-	cds_list_for_each_entry_safe(u, ut, &m->uids, node) {
-		cds_list_del(&u->node);
-		free(u);
-	}
+	accounting_done(&m->acct);
 	iopf_engine_free(m->engine);
 	sd_event_source_disable_unref(m->closed_source);
 	sd_event_source_disable_unref(m->status_timer);
 	sd_event_source_disable_unref(m->liveness_timer);
+	sd_event_source_disable_unref(m->save_source);
 	if (m->closed_efd >= 0)
 		close(m->closed_efd);
-	if (m->journal_map)
-		munmap(m->journal_map, m->journal_size);
-	for (int i = 0; i < 2; i++)
-		if (m->state_fd[i] >= 0)
-			close(m->state_fd[i]);
-	if (m->journal_fd >= 0)
-		close(m->journal_fd);
+	restart_done(&m->restart);
 	free(m->closed);
 	pthread_mutex_destroy(&m->closed_lock);
 	sd_event_unref(m->event);

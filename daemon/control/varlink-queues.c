@@ -3,13 +3,14 @@
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "clients.h"
 #include "engine/batch.h"
 #include "engine/bindings.h"
 #include "log.h"
 #include "manager.h"
+#include "shared/cleanup.h"
+#include "varlink-methods.h"
 
 #define PASID_MAX ((1u << 20) - 1)
 
@@ -26,33 +27,32 @@ static int dispatch_pasid(const char *name, sd_json_variant *v, sd_json_dispatch
 	return 0;
 }
 
-/* Whether the socket behind fd is a relay queue already (each socket has an
- * inode of its own). */
-static bool relay_registered(struct manager *m, int fd) {
-	struct stat a, b;
-	if (fstat(fd, &a) < 0)
-		return false;
-	struct queue_obj *qo;
-	cds_list_for_each_entry(qo, &m->queues, node)
-		if (qo->q->kind == IOPF_TRANSPORT_RELAY && qo->q->fd >= 0 && fstat(qo->q->fd, &b) == 0 &&
-		    a.st_dev == b.st_dev && a.st_ino == b.st_ino)
-			return true;
-	return false;
+/* Why an fd cannot be this queue, or NULL when it can. */
+static const char *queue_fd_refusal(struct manager *m, int fd, int kind, int want) {
+	if (kind == -ENOTSOCK || kind == -EBADFD)
+		return "neither an iommufd fault queue nor an AF_UNIX stream socket";
+	if (kind == -EPROTOTYPE)
+		return "a relay must be a SOCK_STREAM socket";
+	if (kind == -EAFNOSUPPORT)
+		return "a relay must be an AF_UNIX socket";
+	if (kind < 0)
+		return "cannot be examined";
+	if (want >= 0 && kind != want)
+		return want == IOPF_TRANSPORT_RELAY ? "not a relay socket" : "not an iommufd fault queue";
+	if (kind == IOPF_TRANSPORT_RELAY && object_find_relay(m, fd))
+		/* Two readers would split one stream between them. */
+		return "this socket is registered already";
+	return NULL;
 }
 
 struct register_args {
 	int64_t fd_index;
 	const char *transport;
 	const char *name;
-	int persistent;
+	bool persistent;
 };
 
-int vl_method_register_queue(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct client *c = vl_client(link);
-	if (!c)
-		return -ENOMEM;
-	struct manager *m = c->m;
-	struct register_args a = {.fd_index = -1};
+static int method_register_queue(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
 	static const sd_json_dispatch_field table[] = {
 		{"fdIndex", SD_JSON_VARIANT_INTEGER, sd_json_dispatch_int64, offsetof(struct register_args, fd_index), SD_JSON_MANDATORY},
 		{"transport", SD_JSON_VARIANT_STRING, sd_json_dispatch_const_string, offsetof(struct register_args, transport), SD_JSON_NULLABLE},
@@ -60,90 +60,65 @@ int vl_method_register_queue(sd_varlink *link, sd_json_variant *p, sd_varlink_me
 		{"persistent", SD_JSON_VARIANT_BOOLEAN, sd_json_dispatch_stdbool, offsetof(struct register_args, persistent), SD_JSON_NULLABLE},
 		{},
 	};
-	int r = vl_dispatch(link, m, p, table, &a);
+	struct register_args a = {.fd_index = -1};
+	struct client *c;
+	int r = vl_begin(link, p, table, &a, &c);
 	if (r != 0)
-		return r;
+		return r < 0 ? r : 0;
+	struct manager *m = c->m;
 	if (m->shutting_down)
-		return vl_reply_error(link, m, VL_SHUTTING_DOWN, NULL);
+		return vl_error(link, m, VL_SHUTTING_DOWN);
 	if (a.name && strlen(a.name) > 255)
-		return vl_invalid_parameter(link, m, "name");
+		return vl_error_invalid_parameter(link, m, "name");
 	int want = -1;
-	if (a.transport) {
-		want = iopf_transport_kind_from_str(a.transport);
-		if (want < 0)
-			return vl_invalid_parameter(link, m, "transport");
-	}
-	struct uid_usage *u = uid_usage_get(m, c->uid);
-	if (!u)
-		return -ENOMEM;
-	if (c->uid != 0 && u->queues >= m->cfg.limits.queues_per_uid)
-		return vl_reply_errorb(link, m, VL_LIMIT_REACHED,
-		                       SD_JSON_BUILD_OBJECT(SD_JSON_BUILD_PAIR_STRING("limit", "queues"),
-		                                            SD_JSON_BUILD_PAIR_UNSIGNED("max", m->cfg.limits.queues_per_uid)));
+	if (a.transport && (want = iopf_transport_kind_from_string(a.transport)) < 0)
+		return vl_error_invalid_parameter(link, m, "transport");
+	uint64_t max;
+	if (!accounting_allows(&m->acct, c->uid, ACCT_QUEUES, 1, c->uid == 0, &max))
+		return vl_error_limit(link, m, "queues", max);
 
-	int fd = vl_take_fd(link, m, a.fd_index, "fdIndex");
+	_cleanup_close_ int fd = vl_take_fd(link, m, a.fd_index, "fdIndex");
 	if (fd < 0)
 		return 0;
 	int kind = iopf_queue_fd_kind(fd);
-	const char *why = NULL;
-	if (kind == -ENOTSOCK || kind == -EBADFD)
-		why = "neither an iommufd fault queue nor an AF_UNIX stream socket";
-	else if (kind == -EPROTOTYPE)
-		why = "a relay must be a SOCK_STREAM socket";
-	else if (kind == -EAFNOSUPPORT)
-		why = "a relay must be an AF_UNIX socket";
-	else if (kind < 0)
-		why = "cannot be examined";
-	else if (want >= 0 && kind != want)
-		why = want == IOPF_TRANSPORT_RELAY ? "not a relay socket" : "not an iommufd fault queue";
-	else if (kind == IOPF_TRANSPORT_RELAY && relay_registered(m, fd))
-		/* Two readers would split one stream between them. */
-		why = "this socket is registered already";
-	if (why) {
-		close(fd);
-		return vl_reply_errorb(link, m, VL_BAD_FD,
-		                       SD_JSON_BUILD_OBJECT(SD_JSON_BUILD_PAIR_STRING("parameter", "fdIndex"),
-		                                            SD_JSON_BUILD_PAIR_STRING("reason", why)));
-	}
+	const char *why = queue_fd_refusal(m, fd, kind, want);
+	if (why)
+		return vl_error_bad_fd(link, m, "fdIndex", why);
 
 	struct iopf_queue *q;
-	r = iopf_queue_new(++m->next_queue_id, fd, (enum iopf_transport_kind)kind, &q);
-	close(fd);
+	r = iopf_queue_new((uint32_t)++m->next_id[OBJECT_QUEUE], TAKE_FD(fd), (enum iopf_transport_kind)kind, &q);
 	if (r < 0)
 		return log_error_errno(r, "Failed to make a queue: %m");
-	struct obj_opts opts = {.owner = c, .uid = c->uid, .name = a.name, .persistent = a.persistent,
-	                        .pidfd = a.persistent ? vl_peer_pidfd(link) : -1};
-	struct queue_obj *qo;
-	r = queue_obj_add(m, q, &opts, &qo);
-	if (r < 0) {
-		iopf_queue_free(q);
+	struct object_new n = {.owner = c, .uid = c->uid, .name = a.name, .persistent = a.persistent,
+	                       .pidfd = a.persistent ? client_pidfd(c) : -1};
+	struct object *o;
+	r = object_add_queue(m, q, &n, &o);
+	if (r < 0)
 		return log_error_errno(r, "Failed to start serving a queue: %m");
-	}
-	log_info("queue %u registered (%s%s%s) by uid %u", qo->id, iopf_transport_kind_str(q->kind),
-	         a.name ? ", " : "", a.name ? a.name : "", (unsigned)c->uid);
-	return sd_varlink_replybo(link, SD_JSON_BUILD_PAIR_UNSIGNED("queue", qo->id),
-	                          SD_JSON_BUILD_PAIR_STRING("transport", iopf_transport_kind_str(q->kind)));
+	log_info("queue %lu registered (%s%s%s) by uid %u", (unsigned long)o->id,
+	         iopf_transport_kind_to_string((enum iopf_transport_kind)kind), a.name ? ", " : "", a.name ? a.name : "",
+	         (unsigned)c->uid);
+	return sd_varlink_replybo(link, SD_JSON_BUILD_PAIR_UNSIGNED("queue", o->id),
+	                          SD_JSON_BUILD_PAIR_STRING("transport",
+	                                                    iopf_transport_kind_to_string((enum iopf_transport_kind)kind)));
 }
 
-int vl_method_unregister_queue(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct client *c = vl_client(link);
-	if (!c)
-		return -ENOMEM;
-	uint64_t id = 0;
+static int method_unregister_queue(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
 	static const sd_json_dispatch_field table[] = {
 		{"queue", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint64, 0, SD_JSON_MANDATORY},
 		{},
 	};
-	int r = vl_dispatch(link, c->m, p, table, &id);
+	uint64_t id = 0;
+	struct client *c;
+	int r = vl_begin(link, p, table, &id, &c);
 	if (r != 0)
-		return r;
-	struct queue_obj *qo = vl_touch_queue(link, c, id);
-	if (!qo)
+		return r < 0 ? r : 0;
+	struct object *o = vl_touch(link, c, OBJECT_QUEUE, id);
+	if (!o)
 		return 0;
-	uint32_t qid = qo->id;
 	struct iopf_queue_stats st;
-	queue_obj_destroy(c->m, qo, OBJ_FORGET, &st);
-	log_info("queue %u unregistered: %lu groups answered", qid, (unsigned long)st.groups);
+	object_destroy(o, OBJECT_FORGET, &st);
+	log_info("queue %lu unregistered: %lu groups answered", (unsigned long)id, (unsigned long)st.groups);
 	return sd_varlink_replybo(link, SD_JSON_BUILD_PAIR_UNSIGNED("groups", st.groups),
 	                          SD_JSON_BUILD_PAIR_UNSIGNED("faults", st.faults),
 	                          SD_JSON_BUILD_PAIR_UNSIGNED("invalid", st.invalid));
@@ -158,10 +133,10 @@ struct bind_args {
 
 /* Bind and Unbind name a binding the same way; Bind adds the space. The
  * interface makes `space` mandatory for Bind and refuses it for Unbind
- * before either is called. Returns the queue, or NULL with the call
- * answered (or *r < 0). */
-static struct queue_obj *binding_args(sd_varlink *link, struct client *c, sd_json_variant *p, struct bind_args *a,
-                                      int *r) {
+ * before either is called. Returns 0 with the queue in *qo, or non-zero
+ * (the call answered, or a negative errno). */
+static int binding_args(sd_varlink *link, sd_json_variant *p, struct bind_args *a, struct client **c,
+                        struct object **qo) {
 	static const sd_json_dispatch_field table[] = {
 		{"queue", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint64, offsetof(struct bind_args, queue), SD_JSON_MANDATORY},
 		{"device", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint32, offsetof(struct bind_args, device), SD_JSON_MANDATORY},
@@ -170,101 +145,88 @@ static struct queue_obj *binding_args(sd_varlink *link, struct client *c, sd_jso
 		{},
 	};
 	*a = (struct bind_args){.pasid = IOPF_PASID_NONE};
-	*r = vl_dispatch(link, c->m, p, table, a);
-	if (*r != 0)
-		return NULL;
-	return vl_touch_queue(link, c, a->queue);
+	int r = vl_begin(link, p, table, a, c);
+	if (r != 0)
+		return r;
+	*qo = vl_touch(link, *c, OBJECT_QUEUE, a->queue);
+	return *qo ? 0 : 1;
 }
 
-int vl_method_bind(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct client *c = vl_client(link);
-	if (!c)
-		return -ENOMEM;
+static int method_bind(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
 	struct bind_args a;
-	int r;
-	struct queue_obj *qo = binding_args(link, c, p, &a, &r);
-	if (!qo)
-		return r;
-	struct space_obj *so = vl_touch_space(link, c, a.space);
+	struct client *c;
+	struct object *qo;
+	int r = binding_args(link, p, &a, &c, &qo);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	struct object *so = vl_touch(link, c, OBJECT_SPACE, a.space);
 	if (!so)
 		return 0;
-	struct iopf_binding_key k = {.queue_id = qo->id, .dev_id = a.device, .pasid = a.pasid};
+	struct iopf_binding_key k = {.queue_id = (uint32_t)qo->id, .dev_id = a.device, .pasid = a.pasid};
 	r = iopf_bindings_add(iopf_engine_bindings(c->m->engine), &k, so->s);
 	if (r == -EEXIST)
-		return vl_reply_error(link, c->m, VL_BINDING_EXISTS, NULL);
+		return vl_error(link, c->m, VL_BINDING_EXISTS);
 	if (r < 0)
 		return r;
 	if (qo->persistent && so->persistent)
-		state_save(c->m);
+		manager_state_changed(c->m);
 	return sd_varlink_reply(link, NULL);
 }
 
-int vl_method_unbind(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct client *c = vl_client(link);
-	if (!c)
-		return -ENOMEM;
+static int method_unbind(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
 	struct bind_args a;
-	int r;
-	struct queue_obj *qo = binding_args(link, c, p, &a, &r);
-	if (!qo)
-		return r;
-	struct iopf_binding_key k = {.queue_id = qo->id, .dev_id = a.device, .pasid = a.pasid};
+	struct client *c;
+	struct object *qo;
+	int r = binding_args(link, p, &a, &c, &qo);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	struct iopf_binding_key k = {.queue_id = (uint32_t)qo->id, .dev_id = a.device, .pasid = a.pasid};
 	r = iopf_bindings_remove(iopf_engine_bindings(c->m->engine), &k);
 	if (r == -ENOENT)
-		return vl_reply_error(link, c->m, VL_NO_SUCH_BINDING, NULL);
+		return vl_error(link, c->m, VL_NO_SUCH_BINDING);
 	if (r < 0)
 		return r;
 	if (qo->persistent)
-		state_save(c->m);
+		manager_state_changed(c->m);
 	return sd_varlink_reply(link, NULL);
 }
 
-/* --- listings ------------------------------------------------------------------------ */
-
-int vl_method_list_queues(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct client *c = vl_client(link);
-	if (!c)
-		return -ENOMEM;
-	struct manager *m = c->m;
-	int r = vl_dispatch(link, m, p, (const sd_json_dispatch_field[]){{}}, NULL);
+static int method_list_queues(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
+	struct client *c;
+	int r = vl_begin(link, p, (const sd_json_dispatch_field[]){{}}, NULL, &c);
 	if (r != 0)
-		return r;
-	sd_json_variant *arr = NULL;
-	struct queue_obj *qo;
-	cds_list_for_each_entry(qo, &m->queues, node) {
-		if (!client_may_touch(c, qo->uid))
+		return r < 0 ? r : 0;
+	struct manager *m = c->m;
+	_cleanup_(sd_json_variant_unrefp) sd_json_variant *arr = NULL;
+	struct object *o;
+	objects_foreach(o, m, OBJECT_QUEUE) {
+		if (!client_may_touch(c, o->uid))
 			continue;
-		size_t nb = iopf_bindings_count_queue(iopf_engine_bindings(m->engine), qo->id);
+		struct iopf_queue_stats st;
+		iopf_queue_get_stats(o->q, &st);
 		r = sd_json_variant_append_arraybo(
-			&arr, SD_JSON_BUILD_PAIR_UNSIGNED("id", qo->id),
-			SD_JSON_BUILD_PAIR_STRING("name", qo->name),
-			SD_JSON_BUILD_PAIR_STRING("transport", iopf_transport_kind_str(qo->q->kind)),
-			SD_JSON_BUILD_PAIR_UNSIGNED("uid", qo->uid),
-			SD_JSON_BUILD_PAIR_UNSIGNED("groups", IOPF_STAT_GET(qo->q->st.groups)),
-			SD_JSON_BUILD_PAIR_UNSIGNED("faults", IOPF_STAT_GET(qo->q->st.faults)),
-			SD_JSON_BUILD_PAIR_UNSIGNED("invalid", IOPF_STAT_GET(qo->q->st.invalid)),
-			SD_JSON_BUILD_PAIR_UNSIGNED("bindings", nb),
-			SD_JSON_BUILD_PAIR_BOOLEAN("persistent", qo->persistent));
+			&arr, SD_JSON_BUILD_PAIR_UNSIGNED("id", o->id), SD_JSON_BUILD_PAIR_STRING("name", o->name),
+			SD_JSON_BUILD_PAIR_STRING("transport", iopf_transport_kind_to_string(iopf_queue_kind(o->q))),
+			SD_JSON_BUILD_PAIR_UNSIGNED("uid", o->uid), SD_JSON_BUILD_PAIR_UNSIGNED("groups", st.groups),
+			SD_JSON_BUILD_PAIR_UNSIGNED("faults", st.faults), SD_JSON_BUILD_PAIR_UNSIGNED("invalid", st.invalid),
+			SD_JSON_BUILD_PAIR_UNSIGNED("bindings",
+			                            iopf_bindings_count_queue(iopf_engine_bindings(m->engine), (uint32_t)o->id)),
+			SD_JSON_BUILD_PAIR_BOOLEAN("persistent", o->persistent));
 		if (r < 0)
-			goto out;
+			return r;
 	}
-	r = sd_varlink_replybo(link, SD_JSON_BUILD_PAIR_CONDITION(!!arr, "queues", SD_JSON_BUILD_VARIANT(arr)),
-	                       SD_JSON_BUILD_PAIR_CONDITION(!arr, "queues", SD_JSON_BUILD_EMPTY_ARRAY));
-out:
-	sd_json_variant_unref(arr);
-	return r;
+	return vl_reply_array(link, "queues", arr);
 }
 
 struct list_ctx {
-	struct manager *m;
 	struct client *c;
 	sd_json_variant *arr;
 	int r;
 };
 
-static int add_binding(const struct iopf_binding *b, void *ud) {
+static int list_binding(const struct iopf_binding *b, void *ud) {
 	struct list_ctx *ctx = ud;
-	struct queue_obj *qo = queue_obj_find(ctx->m, b->key.queue_id);
+	struct object *qo = object_find(ctx->c->m, OBJECT_QUEUE, b->key.queue_id);
 	if (!qo || !client_may_touch(ctx->c, qo->uid))
 		return 0;
 	ctx->r = sd_json_variant_append_arraybo(
@@ -272,25 +234,29 @@ static int add_binding(const struct iopf_binding *b, void *ud) {
 		SD_JSON_BUILD_PAIR_UNSIGNED("device", b->key.dev_id),
 		SD_JSON_BUILD_PAIR_CONDITION(b->key.pasid != IOPF_PASID_NONE, "pasid", SD_JSON_BUILD_UNSIGNED(b->key.pasid)),
 		SD_JSON_BUILD_PAIR_CONDITION(b->key.pasid == IOPF_PASID_NONE, "pasid", SD_JSON_BUILD_NULL),
-		SD_JSON_BUILD_PAIR_UNSIGNED("space", b->space->id));
+		SD_JSON_BUILD_PAIR_UNSIGNED("space", iopf_space_id(b->space)));
 	return ctx->r < 0;
 }
 
-int vl_method_list_bindings(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct client *c = vl_client(link);
-	if (!c)
-		return -ENOMEM;
-	int r = vl_dispatch(link, c->m, p, (const sd_json_dispatch_field[]){{}}, NULL);
+static int method_list_bindings(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
+	struct client *c;
+	int r = vl_begin(link, p, (const sd_json_dispatch_field[]){{}}, NULL, &c);
 	if (r != 0)
-		return r;
-	struct list_ctx ctx = {.m = c->m, .c = c};
-	iopf_bindings_foreach(iopf_engine_bindings(c->m->engine), add_binding, &ctx);
-	if (ctx.r < 0) {
-		sd_json_variant_unref(ctx.arr);
+		return r < 0 ? r : 0;
+	struct list_ctx ctx = {.c = c};
+	iopf_bindings_foreach(iopf_engine_bindings(c->m->engine), list_binding, &ctx);
+	_cleanup_(sd_json_variant_unrefp) sd_json_variant *arr = ctx.arr;
+	if (ctx.r < 0)
 		return ctx.r;
-	}
-	r = sd_varlink_replybo(link, SD_JSON_BUILD_PAIR_CONDITION(!!ctx.arr, "bindings", SD_JSON_BUILD_VARIANT(ctx.arr)),
-	                       SD_JSON_BUILD_PAIR_CONDITION(!ctx.arr, "bindings", SD_JSON_BUILD_EMPTY_ARRAY));
-	sd_json_variant_unref(ctx.arr);
-	return r;
+	return vl_reply_array(link, "bindings", arr);
 }
+
+const struct vl_method vl_queue_methods[] = {
+	{"io.iopfd.RegisterQueue", method_register_queue},
+	{"io.iopfd.UnregisterQueue", method_unregister_queue},
+	{"io.iopfd.Bind", method_bind},
+	{"io.iopfd.Unbind", method_unbind},
+	{"io.iopfd.ListQueues", method_list_queues},
+	{"io.iopfd.ListBindings", method_list_bindings},
+	{},
+};

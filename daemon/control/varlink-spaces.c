@@ -3,40 +3,13 @@
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "clients.h"
 #include "engine/bindings.h"
 #include "log.h"
 #include "manager.h"
-
-/* An optional unsigned: absent or null leaves the default. */
-static int dispatch_opt_u64(const char *name, sd_json_variant *v, sd_json_dispatch_flags_t flags, void *userdata) {
-	if (sd_json_variant_is_null(v))
-		return 0;
-	if (!sd_json_variant_is_unsigned(v))
-		return -EINVAL;
-	*(uint64_t *)userdata = sd_json_variant_unsigned(v);
-	return 0;
-}
-
-static int dispatch_opt_i64(const char *name, sd_json_variant *v, sd_json_dispatch_flags_t flags, void *userdata) {
-	if (sd_json_variant_is_null(v))
-		return 0;
-	if (!sd_json_variant_is_integer(v) && !sd_json_variant_is_unsigned(v))
-		return -EINVAL;
-	*(int64_t *)userdata = sd_json_variant_integer(v);
-	return 0;
-}
-
-static int reply_reason(sd_varlink *link, struct manager *m, enum vl_error e, const char *reason) {
-	return vl_reply_errorb(link, m, e, SD_JSON_BUILD_OBJECT(SD_JSON_BUILD_PAIR_STRING("reason", reason)));
-}
-
-static int reply_limit(sd_varlink *link, struct manager *m, const char *limit, uint64_t max) {
-	return vl_reply_errorb(link, m, VL_LIMIT_REACHED,
-	                       SD_JSON_BUILD_OBJECT(SD_JSON_BUILD_PAIR_STRING("limit", limit),
-	                                            SD_JSON_BUILD_PAIR_UNSIGNED("max", max)));
-}
+#include "shared/cleanup.h"
+#include "varlink-methods.h"
 
 struct create_args {
 	const char *backend;
@@ -47,59 +20,62 @@ struct create_args {
 	int64_t iommufd_index;
 	int64_t ioas_id;
 	const char *name;
-	int persistent;
+	bool persistent;
 };
 
-int vl_method_create_space(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct client *c = vl_client(link);
-	if (!c)
-		return -ENOMEM;
+/* Whether the configuration passes the checks that need no fd; else the
+ * call has been answered. */
+static bool create_args_ok(sd_varlink *link, struct client *c, const struct create_args *a, int backend) {
 	struct manager *m = c->m;
-	struct create_args a = {.page_size = 4096, .iommufd_index = -1, .ioas_id = -1};
+	uint64_t max;
+	if (a->page_size > UINT32_MAX)
+		return vl_error_reason(link, m, VL_INVALID_CONFIGURATION, "pageSize too large"), false;
+	if (!accounting_allows(&m->acct, c->uid, ACCT_SPACES, 1, c->uid == 0, &max))
+		return vl_error_limit(link, m, "spaces", max), false;
+	if (!accounting_allows(&m->acct, c->uid, ACCT_QUOTA, a->quota, c->uid == 0, &max))
+		return vl_error_limit(link, m, "quota", max), false;
+	bool iommufd = backend == IOPF_BACKEND_IOMMUFD;
+	if (iommufd && (a->iommufd_index < 0 || a->ioas_id < 0 || a->ioas_id > UINT32_MAX))
+		return vl_error_reason(link, m, VL_INVALID_CONFIGURATION, "the iommufd backend needs iommufdIndex and ioasId"),
+		       false;
+	if (!iommufd && (a->iommufd_index >= 0 || a->ioas_id >= 0))
+		return vl_error_reason(link, m, VL_INVALID_CONFIGURATION,
+		                       "iommufdIndex and ioasId are for the iommufd backend"),
+		       false;
+	return true;
+}
+
+static int method_create_space(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
 	static const sd_json_dispatch_field table[] = {
 		{"backend", SD_JSON_VARIANT_STRING, sd_json_dispatch_const_string, offsetof(struct create_args, backend), SD_JSON_MANDATORY},
 		{"quota", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint64, offsetof(struct create_args, quota), SD_JSON_MANDATORY},
-		{"pageSize", _SD_JSON_VARIANT_TYPE_INVALID, dispatch_opt_u64, offsetof(struct create_args, page_size), SD_JSON_NULLABLE},
-		{"windowMin", _SD_JSON_VARIANT_TYPE_INVALID, dispatch_opt_u64, offsetof(struct create_args, window_min), SD_JSON_NULLABLE},
-		{"windowMax", _SD_JSON_VARIANT_TYPE_INVALID, dispatch_opt_u64, offsetof(struct create_args, window_max), SD_JSON_NULLABLE},
-		{"iommufdIndex", _SD_JSON_VARIANT_TYPE_INVALID, dispatch_opt_i64, offsetof(struct create_args, iommufd_index), SD_JSON_NULLABLE},
-		{"ioasId", _SD_JSON_VARIANT_TYPE_INVALID, dispatch_opt_i64, offsetof(struct create_args, ioas_id), SD_JSON_NULLABLE},
+		{"pageSize", _SD_JSON_VARIANT_TYPE_INVALID, vl_dispatch_opt_u64, offsetof(struct create_args, page_size), SD_JSON_NULLABLE},
+		{"windowMin", _SD_JSON_VARIANT_TYPE_INVALID, vl_dispatch_opt_u64, offsetof(struct create_args, window_min), SD_JSON_NULLABLE},
+		{"windowMax", _SD_JSON_VARIANT_TYPE_INVALID, vl_dispatch_opt_u64, offsetof(struct create_args, window_max), SD_JSON_NULLABLE},
+		{"iommufdIndex", _SD_JSON_VARIANT_TYPE_INVALID, vl_dispatch_opt_i64, offsetof(struct create_args, iommufd_index), SD_JSON_NULLABLE},
+		{"ioasId", _SD_JSON_VARIANT_TYPE_INVALID, vl_dispatch_opt_i64, offsetof(struct create_args, ioas_id), SD_JSON_NULLABLE},
 		{"name", SD_JSON_VARIANT_STRING, sd_json_dispatch_const_string, offsetof(struct create_args, name), SD_JSON_NULLABLE},
 		{"persistent", SD_JSON_VARIANT_BOOLEAN, sd_json_dispatch_stdbool, offsetof(struct create_args, persistent), SD_JSON_NULLABLE},
 		{},
 	};
-	int r = vl_dispatch(link, m, p, table, &a);
+	struct create_args a = {.page_size = 4096, .iommufd_index = -1, .ioas_id = -1};
+	struct client *c;
+	int r = vl_begin(link, p, table, &a, &c);
 	if (r != 0)
-		return r;
+		return r < 0 ? r : 0;
+	struct manager *m = c->m;
 	if (m->shutting_down)
-		return vl_reply_error(link, m, VL_SHUTTING_DOWN, NULL);
-	int backend = iopf_backend_kind_from_str(a.backend);
+		return vl_error(link, m, VL_SHUTTING_DOWN);
+	int backend = iopf_backend_kind_from_string(a.backend);
 	if (backend < 0)
-		return vl_invalid_parameter(link, m, "backend");
+		return vl_error_invalid_parameter(link, m, "backend");
 	if (a.name && strlen(a.name) > 255)
-		return vl_invalid_parameter(link, m, "name");
-	if (a.page_size > UINT32_MAX)
-		return reply_reason(link, m, VL_INVALID_CONFIGURATION, "pageSize too large");
-
-	struct uid_usage *u = uid_usage_get(m, c->uid);
-	if (!u)
-		return -ENOMEM;
-	if (c->uid != 0 && u->spaces >= m->cfg.limits.spaces_per_uid)
-		return reply_limit(link, m, "spaces", m->cfg.limits.spaces_per_uid);
-	if (c->uid != 0 && (a.quota > m->cfg.limits.quota_per_uid || u->quota > m->cfg.limits.quota_per_uid - a.quota))
-		return reply_limit(link, m, "quota", m->cfg.limits.quota_per_uid);
-
+		return vl_error_invalid_parameter(link, m, "name");
+	if (!create_args_ok(link, c, &a, backend))
+		return 0;
 	int iommufd = -1;
-	if (backend == IOPF_BACKEND_IOMMUFD) {
-		if (a.iommufd_index < 0 || a.ioas_id < 0 || a.ioas_id > UINT32_MAX)
-			return reply_reason(link, m, VL_INVALID_CONFIGURATION,
-			                    "the iommufd backend needs iommufdIndex and ioasId");
-		iommufd = vl_take_fd(link, m, a.iommufd_index, "iommufdIndex");
-		if (iommufd < 0)
-			return 0;
-	} else if (a.iommufd_index >= 0 || a.ioas_id >= 0) {
-		return reply_reason(link, m, VL_INVALID_CONFIGURATION, "iommufdIndex and ioasId are for the iommufd backend");
-	}
+	if (backend == IOPF_BACKEND_IOMMUFD && (iommufd = vl_take_fd(link, m, a.iommufd_index, "iommufdIndex")) < 0)
+		return 0;
 
 	struct iopf_space_config sc = {
 		.backend = (enum iopf_backend_kind)backend,
@@ -111,51 +87,41 @@ int vl_method_create_space(sd_varlink *link, sd_json_variant *p, sd_varlink_meth
 		.ioas_id = (uint32_t)(a.ioas_id < 0 ? 0 : a.ioas_id),
 	};
 	struct iopf_space *s;
-	r = iopf_space_new(++m->next_space_id, &sc, &s);
-	if (iommufd >= 0)
-		close(iommufd);
+	r = iopf_space_new(++m->next_id[OBJECT_SPACE], &sc, &s);
 	if (r == -EINVAL)
-		return reply_reason(link, m, VL_INVALID_CONFIGURATION,
-		                    "pageSize must be a power of two >= 4096, quota at least one page, "
-		                    "windowMin <= windowMax <= 1 GiB");
+		return vl_error_reason(link, m, VL_INVALID_CONFIGURATION,
+		                       "pageSize must be a power of two >= 4096, quota at least one page, "
+		                       "windowMin <= windowMax <= 1 GiB");
 	if (r == -ENOTTY)
-		return vl_reply_errorb(link, m, VL_BAD_FD,
-		                       SD_JSON_BUILD_OBJECT(SD_JSON_BUILD_PAIR_STRING("parameter", "iommufdIndex"),
-		                                            SD_JSON_BUILD_PAIR_STRING("reason", "not an iommufd")));
+		return vl_error_bad_fd(link, m, "iommufdIndex", "not an iommufd");
 	if (r < 0)
-		return vl_reply_errorb(link, m, VL_BACKEND_FAILED,
-		                       SD_JSON_BUILD_OBJECT(SD_JSON_BUILD_PAIR_INTEGER("errno", -r),
-		                                            SD_JSON_BUILD_PAIR_STRING("message", strerror(-r))));
-	struct obj_opts opts = {.owner = c, .uid = c->uid, .name = a.name, .persistent = a.persistent,
-	                        .pidfd = a.persistent ? vl_peer_pidfd(link) : -1};
-	struct space_obj *so;
-	r = space_obj_add(m, s, &opts, &so);
-	if (r < 0) {
-		iopf_space_destroy(s);
+		return vl_error_backend(link, m, -r, strerror(-r));
+	struct object_new n = {.owner = c, .uid = c->uid, .name = a.name, .persistent = a.persistent,
+	                       .pidfd = a.persistent ? client_pidfd(c) : -1};
+	struct object *o;
+	r = object_add_space(m, s, &n, &o);
+	if (r < 0)
 		return r;
-	}
-	log_info("space %lu created (%s, quota %lu) by uid %u", (unsigned long)so->id, a.backend,
-	         (unsigned long)a.quota, (unsigned)c->uid);
-	return sd_varlink_replybo(link, SD_JSON_BUILD_PAIR_UNSIGNED("space", so->id));
+	log_info("space %lu created (%s, quota %lu) by uid %u", (unsigned long)o->id, a.backend, (unsigned long)a.quota,
+	         (unsigned)c->uid);
+	return sd_varlink_replybo(link, SD_JSON_BUILD_PAIR_UNSIGNED("space", o->id));
 }
 
-int vl_method_destroy_space(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct client *c = vl_client(link);
-	if (!c)
-		return -ENOMEM;
-	uint64_t id = 0;
+static int method_destroy_space(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
 	static const sd_json_dispatch_field table[] = {
 		{"space", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint64, 0, SD_JSON_MANDATORY},
 		{},
 	};
-	int r = vl_dispatch(link, c->m, p, table, &id);
+	uint64_t id = 0;
+	struct client *c;
+	int r = vl_begin(link, p, table, &id, &c);
 	if (r != 0)
-		return r;
-	struct space_obj *so = vl_touch_space(link, c, id);
-	if (!so)
+		return r < 0 ? r : 0;
+	struct object *o = vl_touch(link, c, OBJECT_SPACE, id);
+	if (!o)
 		return 0;
-	log_info("space %lu destroyed", (unsigned long)so->id);
-	space_obj_destroy(c->m, so, OBJ_FORGET);
+	log_info("space %lu destroyed", (unsigned long)o->id);
+	object_destroy(o, OBJECT_FORGET, NULL);
 	return sd_varlink_reply(link, NULL);
 }
 
@@ -168,77 +134,84 @@ struct region_args {
 	sd_json_variant *access;
 };
 
-int vl_method_add_region(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct client *c = vl_client(link);
-	if (!c)
+static int access_mask(sd_json_variant *access, uint32_t *out) {
+	static const char *const names[] = {"read", "write", "exec", "priv"};
+	static const uint32_t bits[] = {IOPF_PERM_READ, IOPF_PERM_WRITE, IOPF_PERM_EXEC, IOPF_PERM_PRIV};
+	*out = 0;
+	for (size_t i = 0; i < sd_json_variant_elements(access); i++) {
+		const char *s = sd_json_variant_string(sd_json_variant_by_index(access, i));
+		size_t k = 0;
+		while (k < 4 && !(s && strcmp(s, names[k]) == 0))
+			k++;
+		if (k == 4)
+			return -EINVAL;
+		*out |= bits[k];
+	}
+	return 0;
+}
+
+/* The reply to a region the address space refused. */
+static int region_refused(sd_varlink *link, struct manager *m, enum iopf_region_refusal why, int err) {
+	switch (why) {
+	case IOPF_REGION_INVALID:
+		return vl_error_reason(link, m, VL_INVALID_REGION,
+		                       "iova, length and offset must be page aligned, length non-zero, "
+		                       "iova + length within 64 bits, access at least read or write");
+	case IOPF_REGION_NOT_MEMFD:
+		return vl_error_bad_fd(link, m, "memfdIndex", "not a sealable memory file (memfd)");
+	case IOPF_REGION_UNSEALED:
+		return vl_error(link, m, VL_UNSEALED_MEMORY);
+	case IOPF_REGION_OUT_OF_RANGE:
+		return vl_error(link, m, VL_REGION_OUT_OF_RANGE);
+	case IOPF_REGION_OVERLAP:
+		return vl_error(link, m, VL_REGION_OVERLAP);
+	case IOPF_REGION_BACKEND:
+		return vl_error_backend(link, m, err, strerror(err));
+	default:
 		return -ENOMEM;
-	struct manager *m = c->m;
-	struct region_args a = {.memfd_index = -1};
+	}
+}
+
+static int method_add_region(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
 	static const sd_json_dispatch_field table[] = {
 		{"space", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint64, offsetof(struct region_args, space), SD_JSON_MANDATORY},
 		{"iova", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint64, offsetof(struct region_args, iova), SD_JSON_MANDATORY},
 		{"length", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint64, offsetof(struct region_args, length), SD_JSON_MANDATORY},
 		{"memfdIndex", SD_JSON_VARIANT_INTEGER, sd_json_dispatch_int64, offsetof(struct region_args, memfd_index), SD_JSON_MANDATORY},
-		{"offset", _SD_JSON_VARIANT_TYPE_INVALID, dispatch_opt_u64, offsetof(struct region_args, offset), SD_JSON_NULLABLE},
+		{"offset", _SD_JSON_VARIANT_TYPE_INVALID, vl_dispatch_opt_u64, offsetof(struct region_args, offset), SD_JSON_NULLABLE},
 		{"access", SD_JSON_VARIANT_ARRAY, sd_json_dispatch_variant_noref, offsetof(struct region_args, access), SD_JSON_MANDATORY},
 		{},
 	};
-	int r = vl_dispatch(link, m, p, table, &a);
+	struct region_args a = {.memfd_index = -1};
+	struct client *c;
+	int r = vl_begin(link, p, table, &a, &c);
 	if (r != 0)
-		return r;
-	uint32_t perm = 0;
-	for (size_t i = 0; i < sd_json_variant_elements(a.access); i++) {
-		const char *s = sd_json_variant_string(sd_json_variant_by_index(a.access, i));
-		uint32_t bit = !s ? 0 : !strcmp(s, "read") ? IOPF_PERM_READ : !strcmp(s, "write") ? IOPF_PERM_WRITE
-		             : !strcmp(s, "exec") ? IOPF_PERM_EXEC : !strcmp(s, "priv") ? IOPF_PERM_PRIV : 0;
-		if (!bit)
-			return vl_invalid_parameter(link, m, "access");
-		perm |= bit;
-	}
-	struct space_obj *so = vl_touch_space(link, c, a.space);
-	if (!so)
+		return r < 0 ? r : 0;
+	struct manager *m = c->m;
+	uint32_t perm;
+	if (access_mask(a.access, &perm) < 0)
+		return vl_error_invalid_parameter(link, m, "access");
+	struct object *o = vl_touch(link, c, OBJECT_SPACE, a.space);
+	if (!o)
 		return 0;
-	struct uid_usage *u = uid_usage_get(m, so->uid);
-	if (!u)
-		return -ENOMEM;
-	if (c->uid != 0 && u->regions >= m->cfg.limits.regions_per_uid)
-		return reply_limit(link, m, "regions", m->cfg.limits.regions_per_uid);
-
+	uint64_t max;
+	if (!accounting_allows(&m->acct, o->uid, ACCT_REGIONS, 1, c->uid == 0, &max))
+		return vl_error_limit(link, m, "regions", max);
 	int memfd = vl_take_fd(link, m, a.memfd_index, "memfdIndex");
 	if (memfd < 0)
 		return 0;
 	struct iopf_region_config rc = {
 		.iova = a.iova, .length = a.length, .memfd = memfd, .offset = a.offset, .perm = perm,
 	};
-	uint64_t id;
-	r = iopf_space_add_region(so->s, &rc, &id);
-	close(memfd);
-	switch (r) {
-	case 0:
-		break;
-	case -EINVAL:
-		return reply_reason(link, m, VL_INVALID_REGION,
-		                    "iova, length and offset must be page aligned, length non-zero, "
-		                    "iova + length within 64 bits, access at least read or write");
-	case -EBADF:
-	case -EBADFD:
-		return vl_reply_errorb(link, m, VL_BAD_FD,
-		                       SD_JSON_BUILD_OBJECT(SD_JSON_BUILD_PAIR_STRING("parameter", "memfdIndex"),
-		                                            SD_JSON_BUILD_PAIR_STRING("reason", "not a sealable memory file (memfd)")));
-	case -EPERM:
-		return vl_reply_error(link, m, VL_UNSEALED_MEMORY, NULL);
-	case -ERANGE:
-		return vl_reply_error(link, m, VL_REGION_OUT_OF_RANGE, NULL);
-	case -EEXIST:
-		return vl_reply_error(link, m, VL_REGION_OVERLAP, NULL);
-	default:
-		return vl_reply_errorb(link, m, VL_BACKEND_FAILED,
-		                       SD_JSON_BUILD_OBJECT(SD_JSON_BUILD_PAIR_INTEGER("errno", -r),
-		                                            SD_JSON_BUILD_PAIR_STRING("message", strerror(-r))));
-	}
-	u->regions++;
-	space_obj_region_added(m, so, id);
-	return sd_varlink_replybo(link, SD_JSON_BUILD_PAIR_UNSIGNED("region", id));
+	struct iopf_region_info info;
+	int err = 0;
+	enum iopf_region_refusal why = iopf_space_add_region(o->s, &rc, 0, &info, &err);
+	if (why != IOPF_REGION_ADDED)
+		return region_refused(link, m, why, err);
+	r = object_region_added(o, &info);
+	if (r < 0)
+		return r;
+	return sd_varlink_replybo(link, SD_JSON_BUILD_PAIR_UNSIGNED("region", info.id));
 }
 
 struct remove_args {
@@ -246,74 +219,68 @@ struct remove_args {
 	uint64_t region;
 };
 
-int vl_method_remove_region(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct client *c = vl_client(link);
-	if (!c)
-		return -ENOMEM;
-	struct remove_args a = {0};
+static int method_remove_region(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
 	static const sd_json_dispatch_field table[] = {
 		{"space", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint64, offsetof(struct remove_args, space), SD_JSON_MANDATORY},
 		{"region", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint64, offsetof(struct remove_args, region), SD_JSON_MANDATORY},
 		{},
 	};
-	int r = vl_dispatch(link, c->m, p, table, &a);
+	struct remove_args a = {0};
+	struct client *c;
+	int r = vl_begin(link, p, table, &a, &c);
 	if (r != 0)
-		return r;
-	struct space_obj *so = vl_touch_space(link, c, a.space);
-	if (!so)
+		return r < 0 ? r : 0;
+	struct object *o = vl_touch(link, c, OBJECT_SPACE, a.space);
+	if (!o)
 		return 0;
 	/* Unpublished, a grace period, then everything pinned in it unmapped:
 	 * when the reply goes out, nothing of the region is mapped. */
-	r = iopf_space_remove_region(so->s, a.region);
+	r = iopf_space_remove_region(o->s, a.region);
 	if (r == -ENOENT)
-		return vl_reply_errorb(link, c->m, VL_NO_SUCH_REGION,
-		                       SD_JSON_BUILD_OBJECT(SD_JSON_BUILD_PAIR_UNSIGNED("region", a.region)));
+		return vl_error_no_such(link, c->m, VL_NO_SUCH_REGION, a.region);
 	if (r < 0)
 		return r;
-	struct uid_usage *u = uid_usage_get(c->m, so->uid);
-	if (u && u->regions)
-		u->regions--;
-	space_obj_region_removed(c->m, so, a.region);
+	object_region_removed(o, a.region);
 	return sd_varlink_reply(link, NULL);
 }
 
-int vl_method_list_spaces(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct client *c = vl_client(link);
-	if (!c)
-		return -ENOMEM;
-	struct manager *m = c->m;
-	int r = vl_dispatch(link, m, p, (const sd_json_dispatch_field[]){{}}, NULL);
+static int method_list_spaces(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
+	struct client *c;
+	int r = vl_begin(link, p, (const sd_json_dispatch_field[]){{}}, NULL, &c);
 	if (r != 0)
-		return r;
-	sd_json_variant *arr = NULL;
-	struct space_obj *so;
-	cds_list_for_each_entry(so, &m->spaces, node) {
-		if (!client_may_touch(c, so->uid))
+		return r < 0 ? r : 0;
+	struct manager *m = c->m;
+	_cleanup_(sd_json_variant_unrefp) sd_json_variant *arr = NULL;
+	struct object *o;
+	objects_foreach(o, m, OBJECT_SPACE) {
+		if (!client_may_touch(c, o->uid))
 			continue;
 		struct iopf_space_stats st;
-		iopf_space_get_stats(so->s, &st);
-		size_t nb = iopf_bindings_count_space(iopf_engine_bindings(m->engine), so->s);
+		iopf_space_get_stats(o->s, &st);
+		const struct iopf_space_config *cfg = iopf_space_config(o->s);
 		r = sd_json_variant_append_arraybo(
-			&arr, SD_JSON_BUILD_PAIR_UNSIGNED("id", so->id),
-			SD_JSON_BUILD_PAIR_STRING("name", so->name),
-			SD_JSON_BUILD_PAIR_STRING("backend", iopf_backend_kind_str(so->s->cfg.backend)),
-			SD_JSON_BUILD_PAIR_UNSIGNED("uid", so->uid),
-			SD_JSON_BUILD_PAIR_UNSIGNED("quota", so->s->cfg.quota),
+			&arr, SD_JSON_BUILD_PAIR_UNSIGNED("id", o->id), SD_JSON_BUILD_PAIR_STRING("name", o->name),
+			SD_JSON_BUILD_PAIR_STRING("backend", iopf_backend_kind_to_string(cfg->backend)),
+			SD_JSON_BUILD_PAIR_UNSIGNED("uid", o->uid), SD_JSON_BUILD_PAIR_UNSIGNED("quota", cfg->quota),
 			SD_JSON_BUILD_PAIR_UNSIGNED("pinned", st.pinned_bytes),
 			SD_JSON_BUILD_PAIR_UNSIGNED("pinnedPeak", st.pinned_peak),
-			SD_JSON_BUILD_PAIR_UNSIGNED("regions", iopf_space_region_count(so->s)),
-			SD_JSON_BUILD_PAIR_UNSIGNED("bindings", nb),
-			SD_JSON_BUILD_PAIR_UNSIGNED("maps", st.maps),
-			SD_JSON_BUILD_PAIR_UNSIGNED("unmaps", st.unmaps),
+			SD_JSON_BUILD_PAIR_UNSIGNED("regions", iopf_space_region_count(o->s)),
+			SD_JSON_BUILD_PAIR_UNSIGNED("bindings", iopf_bindings_count_space(iopf_engine_bindings(m->engine), o->s)),
+			SD_JSON_BUILD_PAIR_UNSIGNED("maps", st.maps), SD_JSON_BUILD_PAIR_UNSIGNED("unmaps", st.unmaps),
 			SD_JSON_BUILD_PAIR_UNSIGNED("evictions", st.evictions),
 			SD_JSON_BUILD_PAIR_UNSIGNED("mapErrors", st.map_errors),
-			SD_JSON_BUILD_PAIR_BOOLEAN("persistent", so->persistent));
+			SD_JSON_BUILD_PAIR_BOOLEAN("persistent", o->persistent));
 		if (r < 0)
-			goto out;
+			return r;
 	}
-	r = sd_varlink_replybo(link, SD_JSON_BUILD_PAIR_CONDITION(!!arr, "spaces", SD_JSON_BUILD_VARIANT(arr)),
-	                       SD_JSON_BUILD_PAIR_CONDITION(!arr, "spaces", SD_JSON_BUILD_EMPTY_ARRAY));
-out:
-	sd_json_variant_unref(arr);
-	return r;
+	return vl_reply_array(link, "spaces", arr);
 }
+
+const struct vl_method vl_space_methods[] = {
+	{"io.iopfd.CreateSpace", method_create_space},
+	{"io.iopfd.DestroySpace", method_destroy_space},
+	{"io.iopfd.AddRegion", method_add_region},
+	{"io.iopfd.RemoveRegion", method_remove_region},
+	{"io.iopfd.ListSpaces", method_list_spaces},
+	{},
+};

@@ -3,17 +3,22 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clients.h"
 #include "engine/bindings.h"
 #include "log.h"
 #include "manager.h"
+#include "shared/cleanup.h"
+#include "shared/time-util.h"
+#include "varlink-methods.h"
 
-static uint64_t now_usec(void) {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000ull + (uint64_t)ts.tv_nsec / 1000;
-}
+struct monitor {
+	struct manager *m;
+	sd_varlink *link;
+	sd_event_source *timer;
+	uint64_t interval_us;
+	struct cds_list_head node;
+};
 
 struct dev_ctx {
 	uint32_t *ids;
@@ -44,10 +49,10 @@ int stats_build(struct manager *m, sd_json_variant **ret) {
 	iopf_engine_service_time(m->engine, &h);
 
 	uint64_t pinned = 0;
-	struct space_obj *so;
-	cds_list_for_each_entry(so, &m->spaces, node) {
+	struct object *o;
+	objects_foreach(o, m, OBJECT_SPACE) {
 		struct iopf_space_stats st;
-		iopf_space_get_stats(so->s, &st);
+		iopf_space_get_stats(o->s, &st);
 		pinned += st.pinned_bytes;
 	}
 	struct dev_ctx d = {0};
@@ -56,74 +61,67 @@ int stats_build(struct manager *m, sd_json_variant **ret) {
 	size_t devices = d.n;
 	free(d.ids);
 
-	sd_json_variant *invalid = NULL, *errors = NULL;
+	_cleanup_(sd_json_variant_unrefp) sd_json_variant *invalid = NULL, *errors = NULL;
 	int r = 0;
-	for (int i = 0; i < _IOPF_INVALID_MAX && r >= 0; i++)
-		r = sd_json_variant_set_field_unsigned(&invalid, iopf_invalid_reason_str(i), c.invalid[i]);
+	for (int i = IOPF_SERVED + 1; i < _IOPF_VERDICT_MAX && r >= 0; i++)
+		r = sd_json_variant_set_field_unsigned(&invalid, iopf_verdict_to_string(i), c.invalid[i]);
 	for (int i = 0; i < _VL_ERROR_MAX && r >= 0; i++)
 		if (m->request_errors[i])
-			r = sd_json_variant_set_field_unsigned(&errors, vl_error_name(i), m->request_errors[i]);
-	if (r >= 0)
-		r = sd_json_buildo(
-			ret,
-			SD_JSON_BUILD_PAIR_REAL("uptime", (double)(now_usec() - m->started_usec) / 1e6),
-			SD_JSON_BUILD_PAIR_UNSIGNED("workers", iopf_engine_workers(m->engine)),
-			SD_JSON_BUILD_PAIR_UNSIGNED("queues", m->n_queues),
-			SD_JSON_BUILD_PAIR_UNSIGNED("spaces", m->n_spaces),
-			SD_JSON_BUILD_PAIR_UNSIGNED("bindings", iopf_bindings_count(b)),
-			SD_JSON_BUILD_PAIR_UNSIGNED("devices", devices),
-			SD_JSON_BUILD_PAIR_UNSIGNED("clients", m->n_clients),
-			SD_JSON_BUILD_PAIR_UNSIGNED("groups", c.groups),
-			SD_JSON_BUILD_PAIR_UNSIGNED("faults", c.faults),
-			SD_JSON_BUILD_PAIR_UNSIGNED("success", c.success),
-			SD_JSON_BUILD_PAIR("invalid", SD_JSON_BUILD_VARIANT(invalid)),
-			SD_JSON_BUILD_PAIR_UNSIGNED("syscalls", c.reads + c.writes + c.epoll_waits),
-			SD_JSON_BUILD_PAIR_UNSIGNED("reads", c.reads),
-			SD_JSON_BUILD_PAIR_UNSIGNED("writes", c.writes),
-			SD_JSON_BUILD_PAIR_UNSIGNED("writeRejects", c.write_rejects),
-			SD_JSON_BUILD_PAIR_UNSIGNED("protocolErrors", c.protocol_errors),
-			SD_JSON_BUILD_PAIR_UNSIGNED("hangups", c.hangups),
-			SD_JSON_BUILD_PAIR_UNSIGNED("ioErrors", c.read_errors + c.write_errors),
-			SD_JSON_BUILD_PAIR_UNSIGNED("cutGroups", c.cut_groups),
-			SD_JSON_BUILD_PAIR_UNSIGNED("unsentResponses", c.unsent_responses),
-			SD_JSON_BUILD_PAIR_UNSIGNED("pinned", pinned),
-			SD_JSON_BUILD_PAIR_REAL("p50us", (double)iopf_hist_quantile(&h, 0.5) / 1000.0),
-			SD_JSON_BUILD_PAIR_REAL("p99us", (double)iopf_hist_quantile(&h, 0.99) / 1000.0),
-			SD_JSON_BUILD_PAIR_REAL("p999us", (double)iopf_hist_quantile(&h, 0.999) / 1000.0),
-			SD_JSON_BUILD_PAIR_CONDITION(!!errors, "requestErrors", SD_JSON_BUILD_VARIANT(errors)),
-			SD_JSON_BUILD_PAIR_CONDITION(!errors, "requestErrors", SD_JSON_BUILD_EMPTY_OBJECT),
-			SD_JSON_BUILD_PAIR_UNSIGNED("restoredObjects", m->restored_objects),
-			SD_JSON_BUILD_PAIR_UNSIGNED("recoveredGroups", m->recovered_groups),
-			SD_JSON_BUILD_PAIR_UNSIGNED("reansweredGroups", m->reanswered_groups));
-	sd_json_variant_unref(invalid);
-	sd_json_variant_unref(errors);
-	return r;
+			r = sd_json_variant_set_field_unsigned(&errors, vl_error_to_string(i), m->request_errors[i]);
+	if (r < 0)
+		return r;
+	const struct restart *rs = &m->restart;
+	return sd_json_buildo(
+		ret,
+		SD_JSON_BUILD_PAIR_REAL("uptime", (double)(now_usec() - m->started_usec) / 1e6),
+		SD_JSON_BUILD_PAIR_UNSIGNED("workers", iopf_engine_workers(m->engine)),
+		SD_JSON_BUILD_PAIR_UNSIGNED("queues", m->n_objects[OBJECT_QUEUE]),
+		SD_JSON_BUILD_PAIR_UNSIGNED("spaces", m->n_objects[OBJECT_SPACE]),
+		SD_JSON_BUILD_PAIR_UNSIGNED("bindings", iopf_bindings_count(b)),
+		SD_JSON_BUILD_PAIR_UNSIGNED("devices", devices),
+		SD_JSON_BUILD_PAIR_UNSIGNED("clients", m->n_clients),
+		SD_JSON_BUILD_PAIR_UNSIGNED("groups", c.groups),
+		SD_JSON_BUILD_PAIR_UNSIGNED("faults", c.faults),
+		SD_JSON_BUILD_PAIR_UNSIGNED("success", c.success),
+		SD_JSON_BUILD_PAIR("invalid", SD_JSON_BUILD_VARIANT(invalid)),
+		SD_JSON_BUILD_PAIR_UNSIGNED("syscalls", c.reads + c.writes + c.epoll_waits),
+		SD_JSON_BUILD_PAIR_UNSIGNED("reads", c.reads),
+		SD_JSON_BUILD_PAIR_UNSIGNED("writes", c.writes),
+		SD_JSON_BUILD_PAIR_UNSIGNED("writeRejects", c.write_rejects),
+		SD_JSON_BUILD_PAIR_UNSIGNED("protocolErrors", c.protocol_errors),
+		SD_JSON_BUILD_PAIR_UNSIGNED("hangups", c.hangups),
+		SD_JSON_BUILD_PAIR_UNSIGNED("ioErrors", c.read_errors + c.write_errors),
+		SD_JSON_BUILD_PAIR_UNSIGNED("cutGroups", c.cut_groups),
+		SD_JSON_BUILD_PAIR_UNSIGNED("unsentResponses", c.unsent_responses),
+		SD_JSON_BUILD_PAIR_UNSIGNED("pinned", pinned),
+		SD_JSON_BUILD_PAIR_REAL("p50us", (double)iopf_hist_quantile(&h, 0.5) / 1000.0),
+		SD_JSON_BUILD_PAIR_REAL("p99us", (double)iopf_hist_quantile(&h, 0.99) / 1000.0),
+		SD_JSON_BUILD_PAIR_REAL("p999us", (double)iopf_hist_quantile(&h, 0.999) / 1000.0),
+		SD_JSON_BUILD_PAIR_CONDITION(!!errors, "requestErrors", SD_JSON_BUILD_VARIANT(errors)),
+		SD_JSON_BUILD_PAIR_CONDITION(!errors, "requestErrors", SD_JSON_BUILD_EMPTY_OBJECT),
+		SD_JSON_BUILD_PAIR_UNSIGNED("restoredObjects", rs->restored_objects),
+		SD_JSON_BUILD_PAIR_UNSIGNED("recoveredGroups", rs->recovered_groups),
+		SD_JSON_BUILD_PAIR_UNSIGNED("reansweredGroups", rs->reanswered_groups));
 }
 
-int vl_method_get_statistics(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct client *c = vl_client(link);
-	if (!c)
-		return -ENOMEM;
-	int r = vl_dispatch(link, c->m, p, (const sd_json_dispatch_field[]){{}}, NULL);
+static int method_get_statistics(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
+	struct client *c;
+	int r = vl_begin(link, p, (const sd_json_dispatch_field[]){{}}, NULL, &c);
 	if (r != 0)
-		return r;
-	sd_json_variant *st = NULL;
+		return r < 0 ? r : 0;
+	_cleanup_(sd_json_variant_unrefp) sd_json_variant *st = NULL;
 	r = stats_build(c->m, &st);
 	if (r < 0)
 		return r;
-	r = sd_varlink_replybo(link, SD_JSON_BUILD_PAIR("statistics", SD_JSON_BUILD_VARIANT(st)));
-	sd_json_variant_unref(st);
-	return r;
+	return sd_varlink_replybo(link, SD_JSON_BUILD_PAIR("statistics", SD_JSON_BUILD_VARIANT(st)));
 }
 
 static int monitor_tick(sd_event_source *s, uint64_t usec, void *userdata) {
 	struct monitor *mon = userdata;
-	sd_json_variant *st = NULL;
+	_cleanup_(sd_json_variant_unrefp) sd_json_variant *st = NULL;
 	int r = stats_build(mon->m, &st);
-	if (r >= 0) {
+	if (r >= 0)
 		r = sd_varlink_notifybo(mon->link, SD_JSON_BUILD_PAIR("statistics", SD_JSON_BUILD_VARIANT(st)));
-		sd_json_variant_unref(st);
-	}
 	if (r < 0) {
 		log_debug("monitor stopped: %s", strerror(-r));
 		sd_event_source_set_enabled(s, SD_EVENT_OFF);
@@ -134,36 +132,32 @@ static int monitor_tick(sd_event_source *s, uint64_t usec, void *userdata) {
 	return r < 0 ? r : sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
-int vl_method_monitor(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct client *c = vl_client(link);
-	if (!c)
-		return -ENOMEM;
-	struct manager *m = c->m;
-	uint64_t interval = 1000;
+static int method_monitor(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
 	static const sd_json_dispatch_field table[] = {
 		{"intervalMs", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint64, 0, SD_JSON_NULLABLE},
 		{},
 	};
-	int r = vl_dispatch(link, m, p, table, &interval);
+	uint64_t interval = 1000;
+	struct client *c;
+	int r = vl_begin(link, p, table, &interval, &c);
 	if (r != 0)
-		return r;
+		return r < 0 ? r : 0;
+	struct manager *m = c->m;
 	if (!(f & SD_VARLINK_METHOD_MORE))
 		return sd_varlink_error(link, "org.varlink.service.ExpectedMore", NULL);
 	if (interval < 100 || interval > 3600 * 1000)
-		return vl_invalid_parameter(link, m, "intervalMs");
-	struct monitor *mon = calloc(1, sizeof(*mon));
+		return vl_error_invalid_parameter(link, m, "intervalMs");
+	_cleanup_free_ struct monitor *mon = calloc(1, sizeof(*mon));
 	if (!mon)
 		return -ENOMEM;
 	mon->m = m;
-	mon->link = sd_varlink_ref(link);
 	mon->interval_us = interval * 1000;
 	r = sd_event_add_time_relative(m->event, &mon->timer, CLOCK_MONOTONIC, 0, 1000, monitor_tick, mon);
-	if (r < 0) {
-		sd_varlink_unref(mon->link);
-		free(mon);
+	if (r < 0)
 		return r;
-	}
+	mon->link = sd_varlink_ref(link);
 	cds_list_add(&mon->node, &m->monitors);
+	TAKE_PTR(mon);
 	return 0;
 }
 
@@ -178,3 +172,9 @@ void monitors_drop_link(struct manager *m, sd_varlink *link) {
 		free(mon);
 	}
 }
+
+const struct vl_method vl_stats_methods[] = {
+	{"io.iopfd.GetStatistics", method_get_statistics},
+	{"io.iopfd.Monitor", method_monitor},
+	{},
+};

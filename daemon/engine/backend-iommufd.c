@@ -16,32 +16,29 @@
 
 #include "iopf_abi.h"
 #include "backend.h"
-#include "space.h"
+#include "shared/cleanup.h"
+#include "space-internal.h"
 
 struct iommufd_backend {
-	int fd;           /* our duplicate of the client's iommufd */
+	int fd;           /* the client's iommufd, passed to us */
 	uint32_t ioas_id;
 	int map_file;     /* 1 until the kernel says ENOTTY to MAP_FILE, then 0 */
 };
 
-static int iommufd_init(struct iopf_space *s) {
-	if (s->cfg.iommufd < 0)
+static int iommufd_init(struct iopf_space *s, int fd) {
+	_cleanup_close_ int iommufd = fd;
+	if (iommufd < 0)
 		return -EBADF;
 	/* Asking for the IOAS's ranges proves both that the fd is an iommufd
 	 * (ENOTTY otherwise) and that the IOAS exists (ENOENT). */
 	struct iommu_ioas_iova_ranges q = {.size = sizeof(q), .ioas_id = s->cfg.ioas_id};
-	if (ioctl(s->cfg.iommufd, IOMMU_IOAS_IOVA_RANGES, &q) < 0 && errno != EMSGSIZE)
+	if (ioctl(iommufd, IOMMU_IOAS_IOVA_RANGES, &q) < 0 && errno != EMSGSIZE)
 		return errno == ENOTTY || errno == EINVAL ? -ENOTTY : -errno;
 
 	struct iommufd_backend *b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
-	b->fd = fcntl(s->cfg.iommufd, F_DUPFD_CLOEXEC, 3);
-	if (b->fd < 0) {
-		int r = -errno;
-		free(b);
-		return r;
-	}
+	b->fd = TAKE_FD(iommufd);
 	b->ioas_id = s->cfg.ioas_id;
 	b->map_file = 1;
 	s->backend = b;
@@ -125,7 +122,6 @@ static void iommufd_destroy(struct iopf_space *s) {
 }
 
 const struct iopf_backend_ops iopf_backend_iommufd = {
-	.name = "iommufd",
 	.init = iommufd_init,
 	.attach_region = iommufd_attach,
 	.detach_region = iommufd_detach,

@@ -10,12 +10,15 @@
  */
 #include <errno.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "backend.h"
-#include "space.h"
+#include "space-internal.h"
 
-static int mlock_init(struct iopf_space *s) {
-	return 0;
+static int mlock_init(struct iopf_space *s, int fd) {
+	if (fd >= 0)
+		close(fd);
+	return fd >= 0 ? -EINVAL : 0;
 }
 
 static int mlock_attach(struct iopf_space *s, struct iopf_region *r) {
@@ -51,7 +54,6 @@ static void mlock_destroy(struct iopf_space *s) {
 }
 
 const struct iopf_backend_ops iopf_backend_mlock = {
-	.name = "mlock",
 	.init = mlock_init,
 	.attach_region = mlock_attach,
 	.detach_region = mlock_detach,

@@ -4,11 +4,16 @@
  * run as with a real backend, but nothing is pinned. It measures the
  * daemon's own cost per fault.
  */
-#include "backend.h"
-#include "space.h"
+#include <errno.h>
+#include <unistd.h>
 
-static int none_init(struct iopf_space *s) {
-	return 0;
+#include "backend.h"
+#include "space-internal.h"
+
+static int none_init(struct iopf_space *s, int fd) {
+	if (fd >= 0)
+		close(fd);
+	return fd >= 0 ? -EINVAL : 0;
 }
 
 static int none_attach(struct iopf_space *s, struct iopf_region *r) {
@@ -26,7 +31,6 @@ static void none_destroy(struct iopf_space *s) {
 }
 
 const struct iopf_backend_ops iopf_backend_none = {
-	.name = "none",
 	.init = none_init,
 	.attach_region = none_attach,
 	.detach_region = none_detach,

@@ -15,9 +15,9 @@ struct iopf_space;
 struct iopf_region;
 
 struct iopf_backend_ops {
-	const char *name;
-	/* Set up the backend's state in s->backend. */
-	int (*init)(struct iopf_space *s);
+	/* Set up the backend's state in s->backend; fd (the iommufd, or -1)
+	 * is the backend's, also when this fails. */
+	int (*init)(struct iopf_space *s, int fd);
 	/* Prepare a new region (e.g. map its memfd into the daemon). */
 	int (*attach_region)(struct iopf_space *s, struct iopf_region *r);
 	/* Undo attach_region; nothing of the region is mapped any more. */

@@ -1,121 +1,114 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The journal: what the workers have read but not yet answered, in memory
- * that outlives the daemon (a memfd kept in systemd's fd store).
+ * that outlives the daemon (a memfd kept in systemd's fd store), so that a
+ * restarted daemon answers what a crashed one had read.
  *
- * A worker reads each batch straight into its journal slot and marks the
- * slot READ before resolving; once the batch's responses are written it marks
- * it EMPTY. A relay's partial group, carried to the next read, sits in one of
- * the worker's carry slots. So after a crash the next daemon finds, per
- * worker, the batch it was answering and the partial groups it was holding:
- * it re-resolves and answers the groups, restores the partial ones, and only
- * then serves new faults.
- *
- * Before a read the slot turns READING, so that a SIGKILL landing while the
- * read is in the kernel (it finishes, then the thread dies before it sees
- * the count) still leaves the batch to be answered: its length is found by
- * the poison that fills unused slot data. Before the batch's responses are
- * written the slot turns ANSWERING. For a kernel queue a restarted daemon
- * answers an ANSWERING batch again, after everything else: the kernel
- * refuses a cookie whose answer it already took, and gives a cookie out again
- * only after taking its answer, so nothing is lost and nothing is answered
- * twice. A relay peer cannot tell a second answer from a fresh one, so for a
- * relay an ANSWERING slot counts as answered: a SIGKILL landing while the
- * write is in the kernel lets the write finish and kills the thread on its
- * way back. Responses a slow relay peer has not taken yet wait in a carry
- * slot of kind RESPONSES and are sent again after a restart; a clean stop
- * leaves a kept queue's carries in place for the next daemon.
- *
- * Windows still open, each a few instructions wide, and all but the last
- * for relays only:
- * - a crash between marking ANSWERING and entering write() loses the
- *   batch's answers; one while a backlog is flushed may send part twice;
- * - a crash after a send() that took part of a batch's answers, before the
- *   rest is mirrored into a carry, loses the rest; so does one while a
- *   backlog carry is rewritten in place (it is unowned meanwhile);
- * - a crash right after a relay read, before the slot turns READ, measures
- *   the read by the poison: data that ends in 0xFF bytes comes back short
- *   and the stream loses its place (the queue is dropped);
- * - on start the next daemon answers what the journal held before it
- *   formats it, marking each batch done as it answers it; a partial group
- *   or unsent answers it takes back live in the queue's memory from then
- *   until the queue reaches its worker (milliseconds), and a crash there
- *   loses them. (When the journal's shape changed, e.g. another number of
- *   workers, it is formatted first and a crash during the restore loses
- *   all it held.)
+ * This module owns the whole protocol (docs/restart.md): the writer calls a
+ * worker makes around each batch and for the bytes it carries between
+ * batches, and the reader a restart uses to find, in the order they must be
+ * answered, what the previous daemon left.
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define IOPF_JOURNAL_MAGIC "iopfdjn2"
-
-enum iopf_jslot_state {
-	IOPF_JSLOT_EMPTY = 0,
-	IOPF_JSLOT_READ = 1,      /* data[0..len) was read from queue_id and is not answered */
-	IOPF_JSLOT_ANSWERING = 2, /* its responses are being written: answered for a restart */
-	IOPF_JSLOT_READING = 3,   /* a read into data[len..) is in the kernel: the bytes
-	                           * it returned end where the poison begins */
-};
-
-
-enum iopf_jcarry_kind {
-	IOPF_JCARRY_RECORDS = 0,   /* the start of a partial group */
-	IOPF_JCARRY_RESPONSES = 1, /* responses a relay peer has not taken yet */
-};
-
-struct iopf_jslot {
-	uint32_t state; /* enum iopf_jslot_state, stored with release */
-	uint32_t queue_id;
-	uint32_t len;
-	uint32_t stream; /* the queue's transport splits records (relay) */
-	uint8_t data[]; /* slot_bytes; 64-byte aligned */
-};
-
-struct iopf_jcarry {
-	uint32_t queue_id; /* 0: free; stored with release after data and len */
-	uint32_t len;
-	uint32_t kind;     /* enum iopf_jcarry_kind */
-	uint32_t _pad;
-	uint8_t data[]; /* carry_bytes */
-};
-
-struct iopf_jheader {
-	char magic[8];
-	uint32_t workers;
-	uint32_t slot_bytes;  /* data bytes of a batch slot */
-	uint32_t carry_slots; /* per worker */
-	uint32_t carry_bytes; /* data bytes of a carry slot */
-	uint64_t size;        /* of the whole journal */
-	uint32_t test_marks;  /* fault injection: hooks that fired on this journal
-	                       * (in the header's padding: the layout is unchanged) */
+struct iopf_journal_shape {
+	unsigned workers;
+	uint32_t slot_bytes;  /* a batch: the bytes one read may fill */
+	uint32_t carry_slots; /* per worker: partial groups and unsent answers held */
+	uint32_t carry_bytes; /* one carry: the longest group, or that many answers */
 };
 
 struct iopf_journal {
 	void *base;
 	size_t size;
-	const struct iopf_jheader *h;
+	struct iopf_journal_shape shape;
 };
 
-/* Bytes a journal for this shape needs. */
-size_t iopf_journal_size(unsigned workers, uint32_t slot_bytes, uint32_t carry_slots, uint32_t carry_bytes);
-/* Lay out a fresh, empty journal in base[0..size). */
-int iopf_journal_format(void *base, size_t size, unsigned workers, uint32_t slot_bytes, uint32_t carry_slots,
-                        uint32_t carry_bytes, struct iopf_journal *out);
+/* Bytes a journal of this shape needs. */
+size_t iopf_journal_size(const struct iopf_journal_shape *shape);
+/* Lay out a fresh, empty journal in base[0..size) (64-byte aligned). */
+int iopf_journal_format(void *base, size_t size, const struct iopf_journal_shape *shape, struct iopf_journal *out);
 /* Take an existing journal as it is (after a restart); -EBADMSG if it is not
- * one or does not fit in size. */
+ * one, its header is implausible, or it does not fit in size. */
 int iopf_journal_open(void *base, size_t size, struct iopf_journal *out);
 
-struct iopf_jslot *iopf_journal_slot(const struct iopf_journal *j, unsigned worker);
-struct iopf_jcarry *iopf_journal_carry(const struct iopf_journal *j, unsigned worker, uint32_t i);
+/* --- the writer: one per worker, used on that worker's thread only ------------ */
 
-/* Slot data not holding a batch is poison (all bytes 0xFF): a read that a
- * SIGKILL cut off from its return value still left its bytes, and they end
- * where the poison starts. No kernel fault record is all 0xFF (its flags'
- * high bits are zero). */
-#define IOPF_JOURNAL_POISON 0xFF
+struct iopf_jslot;
 
-/* The length of a READING slot's data: the last byte that is not poison,
- * plus one (rounded up to whole records when `whole_records`). */
-size_t iopf_journal_reading_len(const struct iopf_journal *j, const struct iopf_jslot *s, int whole_records);
+struct iopf_jwriter {
+	const struct iopf_journal *j;
+	unsigned worker;
+	struct iopf_jslot *slot;
+};
+
+void iopf_jwriter_init(struct iopf_jwriter *w, const struct iopf_journal *j, unsigned worker);
+/* Where the worker reads its batches: straight into the journal. */
+uint8_t *iopf_jwriter_buffer(const struct iopf_jwriter *w);
+
+/* A read into the buffer after its first `have` bytes (a carried partial
+ * group, copied there) is about to start. */
+void iopf_jwriter_reading(struct iopf_jwriter *w, uint32_t queue_id, size_t have, bool stream);
+/* The buffer's first len bytes are read and not yet answered. */
+void iopf_jwriter_read(struct iopf_jwriter *w, size_t len);
+/* Their answers are about to be written. */
+void iopf_jwriter_answering(struct iopf_jwriter *w);
+/* Done with the first len bytes: nothing of them is owed any more. */
+void iopf_jwriter_answered(struct iopf_jwriter *w, size_t len);
+
+/* What a carry slot holds for a queue between batches. */
+enum iopf_jcarry_kind {
+	IOPF_JCARRY_RECORDS = 0,   /* the start of a partial group */
+	IOPF_JCARRY_RESPONSES = 1, /* answers a relay peer has not taken yet */
+};
+
+/* The most bytes a carry holds. */
+size_t iopf_jwriter_carry_max(const struct iopf_jwriter *w);
+/* Put len bytes in carry `slot` (rewritten in place), or in a free one when
+ * slot is -1. Returns the slot, or -1 when none is free or len is too
+ * large. */
+int iopf_jwriter_carry(struct iopf_jwriter *w, int slot, uint32_t queue_id, enum iopf_jcarry_kind kind,
+                       const void *p, size_t len);
+const uint8_t *iopf_jwriter_carried(const struct iopf_jwriter *w, int slot);
+/* The slot is free again. */
+void iopf_jwriter_uncarry(struct iopf_jwriter *w, int slot);
+
+/* --- the reader: what a previous daemon left ----------------------------------------- */
+
+enum iopf_journal_entry_kind {
+	IOPF_JOURNAL_ANSWERS,  /* answers a relay peer had not taken: send them */
+	IOPF_JOURNAL_BATCH,    /* a batch read and not answered: resolve and answer it */
+	IOPF_JOURNAL_REANSWER, /* a kernel queue's batch whose answers were being written:
+	                        * answer it again (the kernel refuses what it took) */
+	IOPF_JOURNAL_PARTIAL,  /* the start of a partial group: carry it to the next read */
+};
+
+struct iopf_journal_entry {
+	uint32_t queue_id;
+	enum iopf_journal_entry_kind kind;
+	size_t len;
+	uint8_t *data;  /* a copy (64-byte aligned) */
+	uint32_t *done; /* in a live journal: where it is marked answered */
+	uint32_t *held; /* a batch's: the carry of the partial group it holds too */
+};
+
+/*
+ * Copy out what the journal holds, in the order a restart must answer it:
+ * answers already made first; then what was read and not answered; then the
+ * batches that were being answered, whose answers the kernel may have taken
+ * (it refuses a cookie it does not hold, and gives a cookie out again only
+ * after taking its answer, so a cookie reused by a batch read later has been
+ * answered by then and the old answer is refused rather than taken for the
+ * new group); partial groups last. `live`: the journal goes on being this
+ * run's, formatted only once all of it is answered, and each entry can be
+ * marked answered in it.
+ */
+int iopf_journal_collect(const struct iopf_journal *j, bool live, struct iopf_journal_entry **out, size_t *n);
+/* Answered: a crash from here on must not answer it again. (A partial group
+ * is only carried: it stays until the journal is formatted.) */
+void iopf_journal_entry_done(const struct iopf_journal_entry *e);
+void iopf_journal_entries_free(struct iopf_journal_entry *e, size_t n);

@@ -9,34 +9,31 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "queue.h"
+#include "queue-internal.h"
+#include "shared/cleanup.h"
+#include "shared/string-table.h"
 
 static const struct iopf_transport_ops *const transports[_IOPF_TRANSPORT_MAX] = {
 	[IOPF_TRANSPORT_IOMMUFD] = &iopf_transport_iommufd,
 	[IOPF_TRANSPORT_RELAY] = &iopf_transport_relay,
 };
 
-const char *iopf_transport_kind_str(enum iopf_transport_kind k) {
-	return (unsigned)k < _IOPF_TRANSPORT_MAX ? transports[k]->name : "unknown";
-}
+static const char *const iopf_transport_kind_table[_IOPF_TRANSPORT_MAX] = {
+	[IOPF_TRANSPORT_IOMMUFD] = "iommufd",
+	[IOPF_TRANSPORT_RELAY] = "relay",
+};
 
-int iopf_transport_kind_from_str(const char *s) {
-	for (int k = 0; k < _IOPF_TRANSPORT_MAX; k++)
-		if (s && strcmp(s, transports[k]->name) == 0)
-			return k;
-	return -EINVAL;
-}
+DEFINE_STRING_TABLE_LOOKUP(iopf_transport_kind, enum iopf_transport_kind)
 
-const char *iopf_queue_close_str(enum iopf_queue_close c) {
-	static const char *const names[_IOPF_QUEUE_CLOSE_MAX] = {
-		[IOPF_QUEUE_OPEN] = "open",
-		[IOPF_QUEUE_HANGUP] = "hangup",
-		[IOPF_QUEUE_PROTOCOL] = "protocol-error",
-		[IOPF_QUEUE_IO_ERROR] = "io-error",
-		[IOPF_QUEUE_REMOVED] = "removed",
-	};
-	return (unsigned)c < _IOPF_QUEUE_CLOSE_MAX ? names[c] : "unknown";
-}
+static const char *const iopf_queue_close_table[_IOPF_QUEUE_CLOSE_MAX] = {
+	[IOPF_QUEUE_OPEN] = "open",
+	[IOPF_QUEUE_HANGUP] = "hangup",
+	[IOPF_QUEUE_PROTOCOL] = "protocol-error",
+	[IOPF_QUEUE_IO_ERROR] = "io-error",
+	[IOPF_QUEUE_REMOVED] = "removed",
+};
+
+DEFINE_STRING_TABLE_LOOKUP_TO_STRING(iopf_queue_close, enum iopf_queue_close)
 
 int iopf_queue_fd_kind(int fd) {
 	struct stat st;
@@ -82,9 +79,10 @@ int iopf_queue_fd_kind(int fd) {
 }
 
 int iopf_queue_new(uint32_t id, int fd, enum iopf_transport_kind kind, struct iopf_queue **out) {
+	_cleanup_close_ int qfd = fd;
 	if ((unsigned)kind >= _IOPF_TRANSPORT_MAX)
 		return -EINVAL;
-	int k = iopf_queue_fd_kind(fd);
+	int k = iopf_queue_fd_kind(qfd);
 	if (k < 0)
 		return k;
 	if ((enum iopf_transport_kind)k != kind)
@@ -93,15 +91,10 @@ int iopf_queue_new(uint32_t id, int fd, enum iopf_transport_kind kind, struct io
 	struct iopf_queue *q = calloc(1, sizeof(*q));
 	if (!q)
 		return -ENOMEM;
-	q->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	if (q->fd < 0) {
-		int r = -errno;
-		free(q);
-		return r;
-	}
+	q->fd = TAKE_FD(qfd);
 	q->id = id;
-	q->carry = -1;
-	q->out_carry = -1;
+	q->partial.slot = -1;
+	q->backlog.slot = -1;
 	q->kind = kind;
 	q->ops = transports[kind];
 	*out = q;
@@ -113,7 +106,29 @@ void iopf_queue_free(struct iopf_queue *q) {
 		return;
 	if (q->fd >= 0)
 		close(q->fd);
-	free(q->rem);
-	free(q->out);
+	free(q->partial.buf);
+	free(q->backlog.buf);
 	free(q);
+}
+
+uint32_t iopf_queue_id(const struct iopf_queue *q) {
+	return q->id;
+}
+
+enum iopf_transport_kind iopf_queue_kind(const struct iopf_queue *q) {
+	return q->kind;
+}
+
+int iopf_queue_fd(const struct iopf_queue *q) {
+	return q->fd;
+}
+
+enum iopf_queue_close iopf_queue_closed(const struct iopf_queue *q) {
+	return (enum iopf_queue_close)__atomic_load_n(&q->closed, __ATOMIC_ACQUIRE);
+}
+
+void iopf_queue_get_stats(const struct iopf_queue *q, struct iopf_queue_stats *out) {
+	out->groups = IOPF_STAT_GET(q->st.groups);
+	out->faults = IOPF_STAT_GET(q->st.faults);
+	out->invalid = IOPF_STAT_GET(q->st.invalid);
 }

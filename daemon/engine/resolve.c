@@ -56,7 +56,7 @@ void iopf_resolver_begin(struct iopf_resolver *r) {
 	r->n_holds = 0;
 	r->own.gen = 0;
 	r->cache = &r->own;
-	r->bgen = iopf_bindings_generation(r->bindings);
+	r->bindings_gen = iopf_bindings_generation(r->bindings);
 }
 
 void iopf_resolver_use_cache(struct iopf_resolver *r, struct iopf_binding_cache *cache) {
@@ -105,21 +105,7 @@ static struct iopf_dedup_slot *dedup_find(struct iopf_resolver *r, const struct 
 	}
 }
 
-static enum iopf_invalid_reason reason_of(int err) {
-	switch (err) {
-	case -ENOENT:
-		return IOPF_INVALID_NO_REGION;
-	case -EACCES:
-		return IOPF_INVALID_PERM;
-	case -EDQUOT:
-	case -EBUSY:
-		return IOPF_INVALID_QUOTA;
-	default:
-		return IOPF_INVALID_BACKEND;
-	}
-}
-
-static uint32_t invalid(struct iopf_resolver *r, enum iopf_invalid_reason why) {
+static uint32_t invalid(struct iopf_resolver *r, enum iopf_verdict why) {
 	IOPF_STAT_INC(r->c->invalid[why]);
 	return IOMMUFD_PAGE_RESP_INVALID;
 }
@@ -131,11 +117,11 @@ static uint32_t invalid(struct iopf_resolver *r, enum iopf_invalid_reason why) {
  * before its space can be destroyed after a grace period. */
 static struct iopf_space *lookup(struct iopf_resolver *r, uint32_t queue_id, const struct iopf_group *g) {
 	struct iopf_binding_cache *c = r->cache;
-	if (c->gen == r->bgen && c->dev_id == g->dev_id && c->pasid == g->pasid)
+	if (c->gen == r->bindings_gen && c->dev_id == g->dev_id && c->pasid == g->pasid)
 		return c->space;
 	struct iopf_binding_key k = {.queue_id = queue_id, .dev_id = g->dev_id, .pasid = g->pasid};
 	struct iopf_space *s = iopf_bindings_lookup(r->bindings, &k);
-	*c = (struct iopf_binding_cache){.gen = r->bgen, .dev_id = g->dev_id, .pasid = g->pasid, .space = s};
+	*c = (struct iopf_binding_cache){.gen = r->bindings_gen, .dev_id = g->dev_id, .pasid = g->pasid, .space = s};
 	return s;
 }
 
@@ -164,9 +150,9 @@ static uint32_t resolve(struct iopf_resolver *r, uint32_t queue_id, const struct
 		if (r->n_holds == r->cap_holds)
 			return invalid(r, IOPF_INVALID_QUOTA); /* cannot happen: sized for a full batch */
 		struct iopf_page_ref *ref = &r->holds[r->n_holds];
-		int err = iopf_space_fault(s, addr, perm, f->length, ref);
-		if (err < 0)
-			return invalid(r, reason_of(err));
+		enum iopf_verdict v = iopf_space_fault(s, addr, perm, f->length, ref);
+		if (v != IOPF_SERVED)
+			return invalid(r, v);
 		r->n_holds++;
 		*slot = (struct iopf_dedup_slot){.gen = r->gen, .space = s, .page_addr = addr, .region = ref->region};
 	}

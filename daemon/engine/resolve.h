@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #include "batch.h"
-#include "space.h"
+#include "space-internal.h"
 #include "stats.h"
 
 struct iopf_bindings;
@@ -45,7 +45,7 @@ struct iopf_resolver {
 	 * and the table's generation when the batch began. */
 	struct iopf_binding_cache own;
 	struct iopf_binding_cache *cache;
-	uint64_t bgen;
+	uint64_t bindings_gen;
 };
 
 /* max_faults: the most fault records one batch can hold. */

@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include "backend.h"
-#include "space.h"
+#include "shared/cleanup.h"
+#include "shared/string-table.h"
+#include "space-internal.h"
 
 static const struct iopf_backend_ops *const backends[_IOPF_BACKEND_MAX] = {
 	[IOPF_BACKEND_NONE] = &iopf_backend_none,
@@ -16,16 +18,13 @@ static const struct iopf_backend_ops *const backends[_IOPF_BACKEND_MAX] = {
 	[IOPF_BACKEND_IOMMUFD] = &iopf_backend_iommufd,
 };
 
-const char *iopf_backend_kind_str(enum iopf_backend_kind k) {
-	return (unsigned)k < _IOPF_BACKEND_MAX ? backends[k]->name : "unknown";
-}
+static const char *const iopf_backend_kind_table[_IOPF_BACKEND_MAX] = {
+	[IOPF_BACKEND_NONE] = "none",
+	[IOPF_BACKEND_MLOCK] = "mlock",
+	[IOPF_BACKEND_IOMMUFD] = "iommufd",
+};
 
-int iopf_backend_kind_from_str(const char *s) {
-	for (int k = 0; k < _IOPF_BACKEND_MAX; k++)
-		if (s && strcmp(s, backends[k]->name) == 0)
-			return k;
-	return -EINVAL;
-}
+DEFINE_STRING_TABLE_LOOKUP(iopf_backend_kind, enum iopf_backend_kind)
 
 static bool is_pow2(uint64_t v) {
 	return v && !(v & (v - 1));
@@ -91,27 +90,18 @@ static void set_free_rcu(struct rcu_head *h) {
 }
 
 /* Check what a client passes as a region's memory. */
-static int check_memfd(int fd, uint64_t offset, uint64_t length) {
+static enum iopf_region_refusal check_memfd(int fd, uint64_t offset, uint64_t length) {
 	struct stat st;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (!S_ISREG(st.st_mode))
-		return -EBADFD;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return IOPF_REGION_NOT_MEMFD;
 	int seals = fcntl(fd, F_GET_SEALS);
 	if (seals < 0)
-		return -EBADFD; /* not a memfd or shmem file */
+		return IOPF_REGION_NOT_MEMFD; /* not a memfd or shmem file */
 	if (!(seals & F_SEAL_SHRINK))
-		return -EPERM;
+		return IOPF_REGION_UNSEALED;
 	if (offset + length < offset || (uint64_t)st.st_size < offset + length)
-		return -ERANGE;
-	return 0;
-}
-
-static int add_region(struct iopf_space *s, const struct iopf_region_config *rc, uint64_t forced_id,
-                      uint64_t *out_id);
-
-int iopf_space_add_region(struct iopf_space *s, const struct iopf_region_config *rc, uint64_t *out_id) {
-	return add_region(s, rc, 0, out_id);
+		return IOPF_REGION_OUT_OF_RANGE;
+	return IOPF_REGION_ADDED;
 }
 
 struct iopf_region *iopf_space_region(struct iopf_space *s, uint64_t region_id) {
@@ -122,15 +112,23 @@ struct iopf_region *iopf_space_region(struct iopf_space *s, uint64_t region_id) 
 	return NULL;
 }
 
-int iopf_space_add_region_id(struct iopf_space *s, const struct iopf_region_config *rc, uint64_t id) {
-	if (id == 0)
-		return -EINVAL;
-	if (iopf_space_region(s, id))
-		return -EEXIST;
-	return add_region(s, rc, id, NULL);
+static void region_info(const struct iopf_region *r, struct iopf_region_info *out) {
+	*out = (struct iopf_region_info){.id = r->id, .iova = r->iova, .length = r->length, .offset = r->offset,
+	                                 .perm = r->perm, .memfd = r->memfd};
 }
 
-void iopf_space_forget_mappings(struct iopf_space *s, uint64_t region_id) {
+void iopf_space_foreach_region(const struct iopf_space *s, int (*fn)(const struct iopf_region_info *, void *),
+                               void *ud) {
+	const struct iopf_region_set *set = s->regions;
+	for (size_t i = 0; set && i < set->n; i++) {
+		struct iopf_region_info info;
+		region_info(set->r[i], &info);
+		if (fn(&info, ud))
+			break;
+	}
+}
+
+void iopf_space_unmap_stale(struct iopf_space *s, uint64_t region_id) {
 	struct iopf_region *r = iopf_space_region(s, region_id);
 	if (r && s->ops->unmap_any)
 		s->ops->unmap_any(s, r, 0, r->length); /* nothing there is fine too */
@@ -140,25 +138,29 @@ int iopf_space_backend_fd(const struct iopf_space *s) {
 	return s->ops->fd ? s->ops->fd(s) : -1;
 }
 
-static int add_region(struct iopf_space *s, const struct iopf_region_config *rc, uint64_t forced_id,
-                      uint64_t *out_id) {
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct iopf_region *, region_free)
+
+enum iopf_region_refusal iopf_space_add_region(struct iopf_space *s, const struct iopf_region_config *rc,
+                                               uint64_t id, struct iopf_region_info *out, int *backend_errno) {
+	_cleanup_close_ int memfd = rc->memfd;
 	uint64_t mask = s->cfg.page_size - 1;
-	int r;
 
 	if (!rc->length || (rc->iova & mask) || (rc->length & mask) || (rc->offset & mask))
-		return -EINVAL;
+		return IOPF_REGION_INVALID;
 	if (rc->iova + rc->length < rc->iova)
-		return -EINVAL;
+		return IOPF_REGION_INVALID;
 	if ((rc->perm & ~IOPF_PERM_ALL) || !(rc->perm & (IOPF_PERM_READ | IOPF_PERM_WRITE)))
-		return -EINVAL;
-	if (rc->memfd < 0) {
+		return IOPF_REGION_INVALID;
+	if (memfd < 0) {
 		if (s->cfg.backend != IOPF_BACKEND_NONE)
-			return -EBADF;
+			return IOPF_REGION_NOT_MEMFD;
 	} else {
-		r = check_memfd(rc->memfd, rc->offset, rc->length);
-		if (r < 0)
-			return r;
+		enum iopf_region_refusal why = check_memfd(memfd, rc->offset, rc->length);
+		if (why != IOPF_REGION_ADDED)
+			return why;
 	}
+	if (id && iopf_space_region(s, id))
+		return IOPF_REGION_OVERLAP;
 
 	struct iopf_region_set *old = s->regions;
 	size_t n = old ? old->n : 0;
@@ -166,18 +168,18 @@ static int add_region(struct iopf_space *s, const struct iopf_region_config *rc,
 	while (pos < n && old->r[pos]->iova < rc->iova)
 		pos++;
 	if (pos > 0 && old->r[pos - 1]->iova + old->r[pos - 1]->length > rc->iova)
-		return -EEXIST;
+		return IOPF_REGION_OVERLAP;
 	if (pos < n && rc->iova + rc->length > old->r[pos]->iova)
-		return -EEXIST;
+		return IOPF_REGION_OVERLAP;
 
-	struct iopf_region *reg = calloc(1, sizeof(*reg));
+	_cleanup_(region_freep) struct iopf_region *reg = calloc(1, sizeof(*reg));
 	if (!reg)
-		return -ENOMEM;
-	reg->memfd = -1;
+		return IOPF_REGION_NO_MEMORY;
 	reg->iova = rc->iova;
 	reg->length = rc->length;
 	reg->offset = rc->offset;
 	reg->perm = rc->perm;
+	reg->memfd = TAKE_FD(memfd);
 	reg->n_pages = rc->length >> s->page_shift;
 	/* One state word per page: anonymous and untouched until a page is
 	 * faulted, so a large, sparsely used region costs little. */
@@ -185,31 +187,20 @@ static int add_region(struct iopf_space *s, const struct iopf_region_config *rc,
 	                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (reg->page == MAP_FAILED) {
 		reg->page = NULL;
-		region_free(reg);
-		return -ENOMEM;
+		return IOPF_REGION_NO_MEMORY;
 	}
-	if (rc->memfd >= 0) {
-		reg->memfd = fcntl(rc->memfd, F_DUPFD_CLOEXEC, 3);
-		if (reg->memfd < 0) {
-			r = -errno;
-			region_free(reg);
-			return r;
-		}
-	}
-	r = s->ops->attach_region(s, reg);
+	int r = s->ops->attach_region(s, reg);
 	if (r < 0) {
-		region_free(reg);
-		/* To callers EPERM means "not sealed against shrinking"; the
-		 * backend's EPERM (mapping a write-sealed memfd for a writable
-		 * region) is a refusal of access. */
-		return r == -EPERM ? -EACCES : r;
+		/* E.g. mapping a write-sealed memfd for a writable region. */
+		if (backend_errno)
+			*backend_errno = -r;
+		return IOPF_REGION_BACKEND;
 	}
 
 	struct iopf_region_set *set = malloc(sizeof(*set) + (n + 1) * sizeof(set->r[0]));
 	if (!set) {
 		s->ops->detach_region(s, reg);
-		region_free(reg);
-		return -ENOMEM;
+		return IOPF_REGION_NO_MEMORY;
 	}
 	set->n = n + 1;
 	for (size_t i = 0; i < pos; i++)
@@ -218,19 +209,20 @@ static int add_region(struct iopf_space *s, const struct iopf_region_config *rc,
 	for (size_t i = pos; i < n; i++)
 		set->r[i + 1] = old->r[i];
 
-	if (forced_id) {
-		reg->id = forced_id;
-		if (forced_id > s->next_region_id)
-			s->next_region_id = forced_id;
+	if (id) {
+		reg->id = id;
+		if (id > s->next_region_id)
+			s->next_region_id = id;
 	} else {
 		reg->id = ++s->next_region_id;
 	}
+	if (out)
+		region_info(reg, out);
+	TAKE_PTR(reg);
 	rcu_assign_pointer(s->regions, set);
 	if (old)
 		iopf_rcu_call(&old->rcu, set_free_rcu);
-	if (out_id)
-		*out_id = reg->id;
-	return 0;
+	return IOPF_REGION_ADDED;
 }
 
 /* --- the area ring (under the AS lock) ---------------------------------------- */
@@ -340,14 +332,14 @@ static bool evict_for(struct iopf_space *s, uint64_t need) {
 /* --- the fault path ------------------------------------------------------------- */
 
 /* Map a window around page p (not pinned) under the lock, then hold p. */
-static int fault_slow(struct iopf_space *s, struct iopf_region *r, uint64_t p, uint32_t length_hint) {
-	int ret = 0;
+static enum iopf_verdict fault_slow(struct iopf_space *s, struct iopf_region *r, uint64_t p, uint32_t length_hint) {
+	enum iopf_verdict ret = IOPF_SERVED;
 	pthread_mutex_lock(&s->lock);
 	if (page_try_hold(&r->page[p]))
 		goto out; /* another worker mapped it meanwhile */
 	if (page_load(&r->page[p]) & IOPF_PAGE_PINNED) {
 		/* Pinned but its hold count is saturated: nothing to map. */
-		ret = -EBUSY;
+		ret = IOPF_INVALID_QUOTA;
 		goto out;
 	}
 
@@ -381,7 +373,7 @@ static int fault_slow(struct iopf_space *s, struct iopf_region *r, uint64_t p, u
 		bytes = s->cfg.page_size;
 		if (!evict_for(s, bytes)) {
 			s->st.quota_refusals++;
-			ret = -EDQUOT;
+			ret = IOPF_INVALID_QUOTA;
 			goto out;
 		}
 	}
@@ -389,19 +381,14 @@ static int fault_slow(struct iopf_space *s, struct iopf_region *r, uint64_t p, u
 	if (s->ring_len == s->ring_cap) {
 		struct iopf_area none = {0};
 		if (ring_push(s, none) < 0) {
-			ret = -ENOMEM;
+			ret = IOPF_INVALID_BACKEND; /* no memory to track the mapping */
 			goto out;
 		}
 		s->ring_len--;
 	}
-	ret = s->ops->map(s, r, first << s->page_shift, bytes);
-	if (ret < 0) {
+	if (s->ops->map(s, r, first << s->page_shift, bytes) < 0) {
 		s->st.map_errors++;
-		/* Callers tell refusals apart by errno: a backend failure must
-		 * not read as no region, no permission or no quota (iommufd
-		 * says ENOENT for an IOAS the client destroyed). */
-		if (ret == -ENOENT || ret == -EACCES || ret == -EDQUOT || ret == -EBUSY)
-			ret = -EIO;
+		ret = IOPF_INVALID_BACKEND;
 		goto out;
 	}
 	/* The faulting page first, with its hold, and each page only once: the
@@ -427,24 +414,25 @@ out:
 	return ret;
 }
 
-int iopf_space_fault(struct iopf_space *s, uint64_t iova, uint32_t perm, uint32_t length_hint,
-                     struct iopf_page_ref *held) {
+enum iopf_verdict iopf_space_fault(struct iopf_space *s, uint64_t iova, uint32_t perm, uint32_t length_hint,
+                                   struct iopf_page_ref *held) {
 	struct iopf_region *r = iopf_region_find(rcu_dereference(s->regions), iova);
 	if (!r)
-		return -ENOENT;
+		return IOPF_INVALID_NO_REGION;
 	if (perm & ~r->perm)
-		return -EACCES;
+		return IOPF_INVALID_PERM;
 	uint64_t p = (iova - r->iova) >> s->page_shift;
 	held->region = r;
 	held->page = p;
 	if (page_try_hold(&r->page[p]))
-		return 0;
+		return IOPF_SERVED;
 	return fault_slow(s, r, p, length_hint);
 }
 
 /* --- lifecycle ------------------------------------------------------------------- */
 
 int iopf_space_new(uint64_t id, const struct iopf_space_config *cfg, struct iopf_space **out) {
+	_cleanup_close_ int iommufd = cfg->iommufd;
 	if ((unsigned)cfg->backend >= _IOPF_BACKEND_MAX)
 		return -EINVAL;
 	if (!is_pow2(cfg->page_size) || cfg->page_size < 4096)
@@ -459,6 +447,7 @@ int iopf_space_new(uint64_t id, const struct iopf_space_config *cfg, struct iopf
 		return -ENOMEM;
 	s->id = id;
 	s->cfg = *cfg;
+	s->cfg.iommufd = -1; /* the backend's now (see iopf_space_backend_fd) */
 	if (s->cfg.window_min < s->cfg.page_size)
 		s->cfg.window_min = s->cfg.page_size;
 	if (s->cfg.window_max < s->cfg.window_min)
@@ -466,7 +455,7 @@ int iopf_space_new(uint64_t id, const struct iopf_space_config *cfg, struct iopf
 	s->page_shift = (uint32_t)__builtin_ctz(cfg->page_size);
 	s->ops = backends[cfg->backend];
 	pthread_mutex_init(&s->lock, NULL);
-	int r = s->ops->init(s);
+	int r = s->ops->init(s, TAKE_FD(iommufd));
 	if (r < 0) {
 		pthread_mutex_destroy(&s->lock);
 		free(s);
@@ -569,6 +558,14 @@ void iopf_space_get_stats(struct iopf_space *s, struct iopf_space_stats *out) {
 	pthread_mutex_unlock(&s->lock);
 }
 
-size_t iopf_space_region_count(struct iopf_space *s) {
+size_t iopf_space_region_count(const struct iopf_space *s) {
 	return s->regions ? s->regions->n : 0;
+}
+
+uint64_t iopf_space_id(const struct iopf_space *s) {
+	return s->id;
+}
+
+const struct iopf_space_config *iopf_space_config(const struct iopf_space *s) {
+	return &s->cfg;
 }

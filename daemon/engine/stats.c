@@ -2,24 +2,24 @@
 #include <string.h>
 
 #include "rcu.h"
+#include "shared/string-table.h"
 #include "stats.h"
 
 #if defined(__SANITIZE_THREAD__)
 char iopf_rcu_tsan_gp; /* see iopfd/rcu.h */
 #endif
 
-const char *iopf_invalid_reason_str(enum iopf_invalid_reason r) {
-	static const char *const names[_IOPF_INVALID_MAX] = {
-		[IOPF_INVALID_DEFECT] = "defect",
-		[IOPF_INVALID_NO_BINDING] = "no_binding",
-		[IOPF_INVALID_NO_REGION] = "no_region",
-		[IOPF_INVALID_PERM] = "permission",
-		[IOPF_INVALID_QUOTA] = "quota",
-		[IOPF_INVALID_BACKEND] = "backend",
-		[IOPF_INVALID_DROPPED] = "dropped",
-	};
-	return (unsigned)r < _IOPF_INVALID_MAX ? names[r] : "unknown";
-}
+static const char *const iopf_verdict_table[_IOPF_VERDICT_MAX] = {
+	[IOPF_INVALID_DEFECT] = "defect",
+	[IOPF_INVALID_NO_BINDING] = "no_binding",
+	[IOPF_INVALID_NO_REGION] = "no_region",
+	[IOPF_INVALID_PERM] = "permission",
+	[IOPF_INVALID_QUOTA] = "quota",
+	[IOPF_INVALID_BACKEND] = "backend",
+	[IOPF_INVALID_DROPPED] = "dropped",
+};
+
+DEFINE_STRING_TABLE_LOOKUP_TO_STRING(iopf_verdict, enum iopf_verdict)
 
 void iopf_counters_merge(struct iopf_counters *into, const struct iopf_counters *from) {
 	/* The struct is all uint64_t: add it field by field, reading each once. */
@@ -31,7 +31,7 @@ void iopf_counters_merge(struct iopf_counters *into, const struct iopf_counters 
 
 uint64_t iopf_counters_invalid_total(const struct iopf_counters *c) {
 	uint64_t n = 0;
-	for (int i = 0; i < _IOPF_INVALID_MAX; i++)
+	for (int i = 0; i < _IOPF_VERDICT_MAX; i++)
 		n += c->invalid[i];
 	return n;
 }
@@ -56,7 +56,6 @@ static uint64_t hist_upper(unsigned i) {
 void iopf_hist_add_n(struct iopf_hist *h, uint64_t v, uint64_t n) {
 	h->bucket[hist_index(v)] += n;
 	h->count += n;
-	h->sum += v * n;
 	if (v > h->max)
 		h->max = v;
 }
@@ -69,7 +68,6 @@ void iopf_hist_merge(struct iopf_hist *into, const struct iopf_hist *from) {
 	for (unsigned i = 0; i < IOPF_HIST_BUCKETS; i++)
 		into->bucket[i] += from->bucket[i];
 	into->count += from->count;
-	into->sum += from->sum;
 	if (from->max > into->max)
 		into->max = from->max;
 }

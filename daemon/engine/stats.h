@@ -16,8 +16,11 @@
 #define IOPF_STAT_INC(field) IOPF_STAT_ADD(field, 1)
 #define IOPF_STAT_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
 
-/* Why a group was answered INVALID. One counter each. */
-enum iopf_invalid_reason {
+/* How a group was resolved: served (SUCCESS), or why it was answered
+ * INVALID. The fault path returns these as values; each INVALID reason has
+ * a counter. */
+enum iopf_verdict {
+	IOPF_SERVED = 0,
 	IOPF_INVALID_DEFECT,     /* malformed records (see enum iopf_group_defect) */
 	IOPF_INVALID_NO_BINDING, /* unknown (queue, device, PASID) */
 	IOPF_INVALID_NO_REGION,  /* address outside every region */
@@ -25,17 +28,18 @@ enum iopf_invalid_reason {
 	IOPF_INVALID_QUOTA,      /* over quota with nothing evictable */
 	IOPF_INVALID_BACKEND,    /* the backend failed to map */
 	IOPF_INVALID_DROPPED,    /* answered INVALID because the queue was dropped */
-	_IOPF_INVALID_MAX,
+	_IOPF_VERDICT_MAX,
 };
 
-const char *iopf_invalid_reason_str(enum iopf_invalid_reason r);
+/* "no_binding", "quota", ... as the Statistics name them; NULL for SERVED. */
+const char *iopf_verdict_to_string(enum iopf_verdict v);
 
 /* Counters of one worker (or, merged, of the whole engine). */
 struct iopf_counters {
 	uint64_t groups;          /* groups answered */
 	uint64_t faults;          /* fault records in those groups */
 	uint64_t success;         /* groups answered SUCCESS */
-	uint64_t invalid[_IOPF_INVALID_MAX];
+	uint64_t invalid[_IOPF_VERDICT_MAX]; /* by reason; [IOPF_SERVED] stays 0 */
 	uint64_t reads;           /* read()/recv() calls on queues */
 	uint64_t empty_reads;     /* reads that found nothing */
 	uint64_t writes;          /* write()/send() calls of responses */
@@ -67,7 +71,6 @@ uint64_t iopf_counters_invalid_total(const struct iopf_counters *c);
 
 struct iopf_hist {
 	uint64_t count;
-	uint64_t sum;
 	uint64_t max;
 	uint64_t bucket[IOPF_HIST_BUCKETS];
 };

@@ -11,7 +11,7 @@
 #include <errno.h>
 #include <unistd.h>
 
-#include "queue.h"
+#include "queue-internal.h"
 
 static ssize_t iommufd_read(struct iopf_queue *q, void *buf, size_t cap) {
 	cap -= cap % IOPF_RECORD_SIZE;
@@ -55,7 +55,6 @@ static int iommufd_flush(struct iopf_queue *q, struct iopf_counters *c) {
 }
 
 const struct iopf_transport_ops iopf_transport_iommufd = {
-	.name = "iommufd",
 	.stream = false,
 	.read = iommufd_read,
 	.respond = iommufd_respond,

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "queue.h"
+#include "queue-internal.h"
 
 static ssize_t relay_recv(struct iopf_queue *q, void *buf, size_t cap, int flags) {
 	for (;;) {
@@ -38,21 +38,21 @@ static ssize_t relay_peek(struct iopf_queue *q, void *buf, size_t cap) {
 	return relay_recv(q, buf, cap, MSG_PEEK);
 }
 
-static int out_append(struct iopf_queue *q, const void *p, size_t len) {
-	if (q->out_off > 0 && q->out_off == q->out_len)
-		q->out_off = q->out_len = 0;
-	if (q->out_len + len > q->out_cap) {
-		size_t cap = q->out_cap ? q->out_cap : 4096;
-		while (cap < q->out_len + len)
+static int backlog_append(struct iopf_backlog *b, const void *p, size_t len) {
+	if (b->off > 0 && b->off == b->len)
+		b->off = b->len = 0;
+	if (b->len + len > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (cap < b->len + len)
 			cap *= 2;
-		uint8_t *n = realloc(q->out, cap);
+		uint8_t *n = realloc(b->buf, cap);
 		if (!n)
 			return -ENOMEM;
-		q->out = n;
-		q->out_cap = cap;
+		b->buf = n;
+		b->cap = cap;
 	}
-	memcpy(q->out + q->out_len, p, len);
-	q->out_len += len;
+	memcpy(b->buf + b->len, p, len);
+	b->len += len;
 	return 0;
 }
 
@@ -76,20 +76,21 @@ static int send_some(struct iopf_queue *q, const void *p, size_t len, size_t *se
 }
 
 static int relay_flush(struct iopf_queue *q, struct iopf_counters *c) {
-	if (q->out_off == q->out_len)
+	struct iopf_backlog *b = &q->backlog;
+	if (b->off == b->len)
 		return 0;
 	size_t sent;
-	int r = send_some(q, q->out + q->out_off, q->out_len - q->out_off, &sent, c);
-	q->out_off += sent;
-	if (q->out_off == q->out_len)
-		q->out_off = q->out_len = 0;
+	int r = send_some(q, b->buf + b->off, b->len - b->off, &sent, c);
+	b->off += sent;
+	if (b->off == b->len)
+		b->off = b->len = 0;
 	return r;
 }
 
 /* Keep what the peer cannot take yet. Responses that can be neither sent
  * nor kept end the queue: count them as a failed write. */
-static int backlog(struct iopf_queue *q, const void *p, size_t len, struct iopf_counters *c) {
-	int r = out_append(q, p, len);
+static int keep(struct iopf_queue *q, const void *p, size_t len, struct iopf_counters *c) {
+	int r = backlog_append(&q->backlog, p, len);
 	if (r < 0)
 		IOPF_STAT_INC(c->write_errors);
 	return r;
@@ -97,17 +98,16 @@ static int backlog(struct iopf_queue *q, const void *p, size_t len, struct iopf_
 
 static int relay_respond(struct iopf_queue *q, const iopf_response *r, size_t n, struct iopf_counters *c) {
 	size_t len = n * sizeof(*r);
-	if (q->out_off != q->out_len) /* keep the order: behind what is waiting */
-		return backlog(q, r, len, c);
+	if (!iopf_backlog_empty(q)) /* keep the order: behind what is waiting */
+		return keep(q, r, len, c);
 	size_t sent;
 	int ret = send_some(q, r, len, &sent, c);
 	if (ret == -EAGAIN)
-		return backlog(q, (const uint8_t *)r + sent, len - sent, c);
+		return keep(q, (const uint8_t *)r + sent, len - sent, c);
 	return ret;
 }
 
 const struct iopf_transport_ops iopf_transport_relay = {
-	.name = "relay",
 	.stream = true,
 	.read = relay_read,
 	.peek = relay_peek,

@@ -43,7 +43,7 @@ static void setup(void) {
 	CHECK(iopf_space_new(1, &sc, &space) == 0);
 	struct iopf_region_config rc = {.iova = 0, .length = 256 * 4096, .memfd = -1,
 	                                .perm = IOPF_PERM_READ | IOPF_PERM_WRITE | IOPF_PERM_EXEC};
-	CHECK(iopf_space_add_region(space, &rc, NULL) == 0);
+	CHECK(iopf_space_add_region(space, &rc, 0, NULL, NULL) == IOPF_REGION_ADDED);
 	for (uint32_t d = 0; d < 4; d++) {
 		struct iopf_binding_key k = {.queue_id = 1, .dev_id = d, .pasid = d ? d : IOPF_PASID_NONE};
 		CHECK(iopf_bindings_add(iopf_engine_bindings(engine), &k, space) == 0);
@@ -57,7 +57,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
 	struct iopf_queue *q;
 	CHECK(iopf_queue_new(1, sv[0], IOPF_TRANSPORT_RELAY, &q) == 0);
-	close(sv[0]);
 	__atomic_store_n(&closed, 0, __ATOMIC_RELEASE);
 	CHECK(iopf_engine_add_queue(engine, q) == 0);
 
@@ -90,8 +89,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 	while (!__atomic_load_n(&closed, __ATOMIC_ACQUIRE))
 		usleep(100);
 	/* Whole groups in the input bound the answers. */
-	CHECK(q->st.groups <= size / IOPF_RECORD_SIZE);
-	CHECK(iopf_engine_remove_queue(engine, q) == 0);
+	struct iopf_queue_stats st;
+	iopf_queue_get_stats(q, &st);
+	CHECK(st.groups <= size / IOPF_RECORD_SIZE);
+	CHECK(iopf_engine_remove_queue(engine, q, IOPF_RELEASE_TO_HOLDER) == 0);
 	iopf_queue_free(q);
 	close(sv[1]);
 	return 0;

@@ -39,8 +39,8 @@ static void setup(void) {
 	struct manager_config cfg = {
 		.no_listen = true,
 		.workers = 1,
-		.limits = {.connections_per_uid = 8, .queues_per_uid = 8, .spaces_per_uid = 8, .regions_per_uid = 8,
-		           .quota_per_uid = 1 << 20},
+		.limits = {.connections_per_uid = 8,
+		           .max = {[ACCT_QUEUES] = 8, [ACCT_SPACES] = 8, [ACCT_REGIONS] = 8, [ACCT_QUOTA] = 1 << 20}},
 	};
 	CHECK(manager_new(&cfg, &m) == 0);
 	CHECK(manager_startup(m) >= 0);
@@ -124,17 +124,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 		sd_event_run(m->event, 1000);
 	CHECK(m->n_clients == 0);
 	/* Only persistent objects outlive their client; end them too. */
-	struct queue_obj *qo, *qt;
-	cds_list_for_each_entry_safe(qo, qt, &m->queues, node) {
-		CHECK(qo->persistent && !qo->owner);
-		queue_obj_destroy(m, qo, OBJ_FORGET, NULL);
+	for (int t = 0; t < _OBJECT_TYPE_MAX; t++) {
+		struct object *o, *ot;
+		cds_list_for_each_entry_safe(o, ot, &m->objects[t], node) {
+			CHECK(o->persistent && !o->owner);
+			object_destroy(o, OBJECT_FORGET, NULL);
+		}
 	}
-	struct space_obj *so, *st;
-	cds_list_for_each_entry_safe(so, st, &m->spaces, node) {
-		CHECK(so->persistent && !so->owner);
-		space_obj_destroy(m, so, OBJ_FORGET);
-	}
-	CHECK(m->n_queues == 0 && m->n_spaces == 0);
+	CHECK(m->n_objects[OBJECT_QUEUE] == 0 && m->n_objects[OBJECT_SPACE] == 0);
 	for (int i = 0; i < n_keep; i++)
 		close(keep[i]);
 	return 0;

@@ -3,14 +3,14 @@
 #pragma once
 
 #include "engine/rcu.h"
-#include "engine/space.h"
+#include "engine/space-internal.h"
 
 /* One fault inside a read-side section; the hold is released at once. */
-static inline int space_fault(struct iopf_space *s, uint64_t iova, uint32_t perm) {
+static inline enum iopf_verdict space_fault(struct iopf_space *s, uint64_t iova, uint32_t perm) {
 	struct iopf_page_ref ref;
 	iopf_rcu_read_lock();
-	int r = iopf_space_fault(s, iova, perm, 0, &ref);
-	if (r == 0)
+	enum iopf_verdict r = iopf_space_fault(s, iova, perm, 0, &ref);
+	if (r == IOPF_SERVED)
 		iopf_page_release(&ref);
 	iopf_rcu_read_unlock();
 	return r;

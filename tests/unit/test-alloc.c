@@ -26,7 +26,7 @@
 #include "control/manager.h"
 #include "engine/queue.h"
 #include "engine/resolve.h"
-#include "engine/space.h"
+#include "engine/space-internal.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
@@ -201,6 +201,18 @@ static struct iopf_space *space_new(enum iopf_backend_kind be, uint64_t quota) {
 	return s;
 }
 
+/* A region takes its memfd: each gets a copy (none for the none backend). */
+static int region_memfd(int memfd) {
+	return memfd >= 0 ? fcntl(memfd, F_DUPFD_CLOEXEC, 3) : -1;
+}
+
+static uint64_t add_region(struct iopf_space *s, struct iopf_region_config *rc) {
+	struct iopf_region_info info;
+	rc->memfd = region_memfd(rc->memfd);
+	cr_assert_eq(iopf_space_add_region(s, rc, 0, &info, NULL), IOPF_REGION_ADDED);
+	return info.id;
+}
+
 static int op_space_new(void *p) {
 	struct space_ctx *c = p;
 	struct iopf_space_config cfg = {
@@ -239,7 +251,7 @@ static void setup_one_region(void *p) {
 	struct iopf_region_config rc = {
 		.iova = IOVA, .length = 64 * PG, .memfd = c->memfd, .perm = IOPF_PERM_READ | IOPF_PERM_WRITE,
 	};
-	cr_assert_eq(iopf_space_add_region(c->s, &rc, &c->r1), 0);
+	c->r1 = add_region(c->s, &rc);
 	cr_assert_eq(space_fault(c->s, IOVA, IOPF_PERM_READ), 0);
 	c->r2 = 0;
 }
@@ -247,17 +259,22 @@ static void setup_one_region(void *p) {
 static int op_add_region(void *p) {
 	struct space_ctx *c = p;
 	struct iopf_region_config rc = {
-		.iova = IOVA + 64 * PG, .length = 64 * PG, .memfd = c->memfd, .offset = 64 * PG,
+		.iova = IOVA + 64 * PG, .length = 64 * PG, .memfd = region_memfd(c->memfd), .offset = 64 * PG,
 		.perm = IOPF_PERM_READ,
 	};
-	return iopf_space_add_region(c->s, &rc, &c->r2);
+	struct iopf_region_info info;
+	enum iopf_region_refusal why = iopf_space_add_region(c->s, &rc, 0, &info, NULL);
+	if (why != IOPF_REGION_ADDED)
+		return why == IOPF_REGION_NO_MEMORY ? -ENOMEM : -EINVAL;
+	c->r2 = info.id;
+	return 0;
 }
 
 static void check_add_region(void *p, int r, bool failed) {
 	struct space_ctx *c = p;
 	if (r < 0) {
 		cr_assert_eq(iopf_space_region_count(c->s), 1, "the failed region is not there");
-		cr_assert_eq(space_fault(c->s, IOVA + 64 * PG, IOPF_PERM_READ), -ENOENT);
+		cr_assert_eq(space_fault(c->s, IOVA + 64 * PG, IOPF_PERM_READ), IOPF_INVALID_NO_REGION);
 		cr_assert_eq(space_fault(c->s, IOVA + PG, IOPF_PERM_READ), 0, "the old region still serves");
 		/* Usable: the same call succeeds now. */
 		cr_assert_eq(op_add_region(c), 0);
@@ -299,7 +316,7 @@ static void check_remove_region(void *p, int r, bool failed) {
 		cr_assert_eq(op_remove_region(c), 0);
 	}
 	cr_assert_eq(iopf_space_region_count(c->s), 1);
-	cr_assert_eq(space_fault(c->s, IOVA, IOPF_PERM_READ), -ENOENT);
+	cr_assert_eq(space_fault(c->s, IOVA, IOPF_PERM_READ), IOPF_INVALID_NO_REGION);
 	cr_assert_eq(space_pinned(c->s), PG, "the other region's page only");
 	cr_assert_eq(space_fault(c->s, IOVA + 100 * PG, IOPF_PERM_READ), 0, "the other region still serves");
 	iopf_space_destroy(c->s);
@@ -318,7 +335,7 @@ Test(alloc, remove_region) {
 
 static int op_fault_grows_ring(void *p) {
 	struct space_ctx *c = p;
-	return space_fault(c->s, IOVA + 127 * PG, IOPF_PERM_READ);
+	return space_fault(c->s, IOVA + 127 * PG, IOPF_PERM_READ) == IOPF_SERVED ? 0 : -ENOMEM;
 }
 
 static void check_fault_grows_ring(void *p, int r, bool failed) {
@@ -351,7 +368,7 @@ static void setup_ring_64(void *p) {
 	struct iopf_region_config rc = {
 		.iova = IOVA, .length = 128 * PG, .memfd = c->memfd, .perm = IOPF_PERM_READ | IOPF_PERM_WRITE,
 	};
-	cr_assert_eq(iopf_space_add_region(c->s, &rc, &c->r1), 0);
+	c->r1 = add_region(c->s, &rc);
 	for (unsigned i = 0; i < 64; i++)
 		cr_assert_eq(space_fault(c->s, IOVA + i * PG, IOPF_PERM_READ), 0);
 }
@@ -435,20 +452,21 @@ struct queue_ctx {
 	struct iopf_queue *q;
 };
 
+/* The queue takes the fd it is given, also when it fails: each round
+ * gives it a copy, and no copy may be left open (count_fds checks). */
 static int op_queue_new(void *p) {
 	struct queue_ctx *c = p;
 	c->q = NULL;
-	return iopf_queue_new(3, c->sv[0], IOPF_TRANSPORT_RELAY, &c->q);
+	return iopf_queue_new(3, fcntl(c->sv[0], F_DUPFD_CLOEXEC, 3), IOPF_TRANSPORT_RELAY, &c->q);
 }
 
 static void check_queue_new(void *p, int r, bool failed) {
 	struct queue_ctx *c = p;
-	cr_assert(fcntl(c->sv[0], F_GETFD) >= 0, "the borrowed fd stays the caller's");
 	if (r < 0) {
 		cr_assert_null(c->q);
 		return;
 	}
-	cr_assert_neq(c->q->fd, c->sv[0]);
+	cr_assert_eq(iopf_queue_kind(c->q), IOPF_TRANSPORT_RELAY);
 	iopf_queue_free(c->q);
 }
 
@@ -520,9 +538,8 @@ static void check_engine_new(void *p, int r, bool failed) {
 	struct iopf_queue *q;
 	cr_assert_eq(iopf_queue_new(1, sv[0], IOPF_TRANSPORT_RELAY, &q), 0);
 	cr_assert_eq(iopf_engine_add_queue(c->e, q), 0);
-	cr_assert_eq(iopf_engine_remove_queue(c->e, q), 0);
+	cr_assert_eq(iopf_engine_remove_queue(c->e, q, IOPF_RELEASE_TO_HOLDER), 0);
 	iopf_queue_free(q);
-	close(sv[0]);
 	close(sv[1]);
 	iopf_engine_free(c->e);
 }
@@ -566,8 +583,9 @@ static void manager_setup(void) {
 	struct manager_config cfg = {
 		.no_listen = true,
 		.workers = 1,
-		.limits = {.connections_per_uid = 64, .queues_per_uid = 64, .spaces_per_uid = 64,
-		           .regions_per_uid = 64, .quota_per_uid = 1ull << 40},
+		.limits = {.connections_per_uid = 64,
+		           .max = {[ACCT_QUEUES] = 64, [ACCT_SPACES] = 64, [ACCT_REGIONS] = 64,
+		                   [ACCT_QUOTA] = 1ull << 40}},
 	};
 	cr_assert_eq(manager_new(&cfg, &mgr), 0);
 	cr_assert_geq(manager_startup(mgr), 0);
@@ -620,14 +638,12 @@ static void conn_close(struct conn *c) {
 	for (int i = 0; i < 1000 && mgr->n_clients > 0; i++)
 		sd_event_run(mgr->event, 1000);
 	cr_assert_eq(mgr->n_clients, 0);
-	cr_assert_eq(mgr->n_queues, 0, "queues torn down with their client");
-	cr_assert_eq(mgr->n_spaces, 0, "spaces torn down with their client");
+	cr_assert_eq(mgr->n_objects[OBJECT_QUEUE], 0, "queues torn down with their client");
+	cr_assert_eq(mgr->n_objects[OBJECT_SPACE], 0, "spaces torn down with their client");
 	cr_assert_eq(iopf_bindings_count(iopf_engine_bindings(mgr->engine)), 0);
-	struct uid_usage *u = uid_usage_get(mgr, getuid());
-	cr_assert_not_null(u);
-	cr_assert_eq(u->queues + u->spaces + u->regions, 0, "per-uid usage back to zero (%u %u %u)", u->queues,
-	             u->spaces, u->regions);
-	cr_assert_eq(u->quota, 0);
+	for (int r = 0; r < _ACCT_RESOURCE_MAX; r++)
+		cr_assert_eq(accounting_used(&mgr->acct, getuid(), r), 0, "per-uid %s back to zero",
+		             acct_resource_to_string(r));
 }
 
 /* Invoke a method (parameters as JSON text) with fds (duplicated), and run
@@ -661,27 +677,19 @@ static uint64_t reply_u64(struct conn *c, const char *field) {
 struct snapshot {
 	unsigned clients, queues, spaces;
 	size_t bindings, regions;
-	unsigned u_queues, u_spaces, u_regions;
-	uint64_t u_quota;
+	uint64_t used[_ACCT_RESOURCE_MAX];
 };
 
 static struct snapshot snap(void) {
 	struct snapshot s = {
-		.clients = mgr->n_clients, .queues = mgr->n_queues, .spaces = mgr->n_spaces,
+		.clients = mgr->n_clients, .queues = mgr->n_objects[OBJECT_QUEUE], .spaces = mgr->n_objects[OBJECT_SPACE],
 		.bindings = iopf_bindings_count(iopf_engine_bindings(mgr->engine)),
 	};
-	struct space_obj *so;
-	cds_list_for_each_entry(so, &mgr->spaces, node)
-		s.regions += iopf_space_region_count(so->s);
-	struct uid_usage *u;
-	cds_list_for_each_entry(u, &mgr->uids, node) {
-		if (u->uid != getuid())
-			continue;
-		s.u_queues = u->queues;
-		s.u_spaces = u->spaces;
-		s.u_regions = u->regions;
-		s.u_quota = u->quota;
-	}
+	struct object *o;
+	objects_foreach(o, mgr, OBJECT_SPACE)
+		s.regions += iopf_space_region_count(o->s);
+	for (int r = 0; r < _ACCT_RESOURCE_MAX; r++)
+		s.used[r] = accounting_used(&mgr->acct, getuid(), r);
 	return s;
 }
 
@@ -690,10 +698,8 @@ static void snap_eq(const struct snapshot *a, const struct snapshot *b, const ch
 	cr_assert_eq(a->spaces, b->spaces, "%s: spaces", what);
 	cr_assert_eq(a->bindings, b->bindings, "%s: bindings", what);
 	cr_assert_eq(a->regions, b->regions, "%s: regions", what);
-	cr_assert_eq(a->u_queues, b->u_queues, "%s: uid queue count", what);
-	cr_assert_eq(a->u_spaces, b->u_spaces, "%s: uid space count", what);
-	cr_assert_eq(a->u_regions, b->u_regions, "%s: uid region count", what);
-	cr_assert_eq(a->u_quota, b->u_quota, "%s: uid quota", what);
+	for (int r = 0; r < _ACCT_RESOURCE_MAX; r++)
+		cr_assert_eq(a->used[r], b->used[r], "%s: the uid's %s", what, acct_resource_to_string(r));
 }
 
 /*
@@ -810,14 +816,12 @@ static void method_loop(const struct method_case *mc, bool persistent) {
 			             c.reply.params ? "(see the parameters)" : "");
 		}
 		/* Persistent objects outlive the connection: end them here. */
-		struct queue_obj *qo, *qt;
-		cds_list_for_each_entry_safe(qo, qt, &mgr->queues, node)
-			if (qo->persistent)
-				queue_obj_destroy(mgr, qo, OBJ_FORGET, NULL);
-		struct space_obj *so, *st;
-		cds_list_for_each_entry_safe(so, st, &mgr->spaces, node)
-			if (so->persistent)
-				space_obj_destroy(mgr, so, OBJ_FORGET);
+		for (int t = 0; t < _OBJECT_TYPE_MAX; t++) {
+			struct object *o, *ot;
+			cds_list_for_each_entry_safe(o, ot, &mgr->objects[t], node)
+				if (o->persistent)
+					object_destroy(o, OBJECT_FORGET, NULL);
+		}
 		conn_close(&c);
 		close(pr.memfd);
 		for (int i = 0; i < 2; i++) {
@@ -847,7 +851,7 @@ static const struct method_case persistent_cases[] = {
 
 /*
  * CreateSpace and RegisterQueue with persistent=true take a pidfd of the
- * caller and hand it to space_obj_add()/queue_obj_add(), which own it on
+ * caller and hand it to object_add_space()/object_add_queue(), which own it on
  * every path: a failed call (calloc, strdup, the engine refusing the
  * queue) must not leak it (it once leaked one fd per failed call).
  */

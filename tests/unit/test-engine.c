@@ -23,7 +23,7 @@ static int closed_why[1024];
 
 static void on_closed(struct iopf_queue *q, enum iopf_queue_close why, void *ud) {
 	pthread_mutex_lock(&closed_lock);
-	closed_why[q->id] = why;
+	closed_why[iopf_queue_id(q)] = why;
 	pthread_mutex_unlock(&closed_lock);
 }
 
@@ -63,7 +63,7 @@ static struct iopf_space *none_space(uint64_t id, uint64_t quota, uint64_t windo
 	struct iopf_region_config rc = {
 		.iova = IOVA, .length = PAGES * PG, .memfd = -1, .perm = IOPF_PERM_READ | IOPF_PERM_WRITE,
 	};
-	cr_assert_eq(iopf_space_add_region(s, &rc, NULL), 0);
+	cr_assert_eq(iopf_space_add_region(s, &rc, 0, NULL, NULL), IOPF_REGION_ADDED);
 	return s;
 }
 
@@ -73,7 +73,6 @@ static struct iopf_queue *relay_queue(uint32_t id, const struct emu_config *ec, 
 	relay_pair(sv);
 	struct iopf_queue *q;
 	cr_assert_eq(iopf_queue_new(id, sv[0], IOPF_TRANSPORT_RELAY, &q), 0);
-	close(sv[0]);
 	cr_assert_eq(iopf_engine_add_queue(engine, q), 0);
 	if (emu)
 		cr_assert_eq(emu_queue_new(ec, sv[1], emu), 0);
@@ -173,7 +172,7 @@ Test(engine, exactly_once_under_random_load) {
 	cr_assert_gt(st.evictions, 0);
 
 	for (int i = 0; i < NQ; i++) {
-		cr_assert_eq(iopf_engine_remove_queue(engine, qs[i]), 0);
+		cr_assert_eq(iopf_engine_remove_queue(engine, qs[i], IOPF_RELEASE_TO_HOLDER), 0);
 		iopf_queue_free(qs[i]);
 		emu_queue_free(emus[i]);
 	}
@@ -226,17 +225,17 @@ Test(engine, removal_answers_everything_it_read) {
 	pthread_create(&th, NULL, run_emu, &t);
 	usleep(200 * 1000);
 
-	cr_assert_eq(iopf_engine_remove_queue(engine, q), 0);
-	/* The engine has let go. End the device's run (it sees end of file)
-	 * and count what the daemon never read: only those may be unanswered. */
-	shutdown(q->fd, SHUT_WR);
+	cr_assert_eq(iopf_engine_remove_queue(engine, q, IOPF_RELEASE_TO_HOLDER), 0);
+	/* The engine has let go, at a group boundary. End the device's run
+	 * (it sees end of file) and count what the daemon never read: only
+	 * those may be unanswered. */
+	int fd = iopf_queue_fd(q);
+	shutdown(fd, SHUT_WR);
 	pthread_join(th, NULL);
 	uint8_t *buf = malloc(1 << 22);
-	size_t len = q->rem_len;
-	if (len)
-		memcpy(buf, q->rem, len);
+	size_t len = 0;
 	for (;;) {
-		ssize_t n = recv(q->fd, buf + len, (1 << 22) - len, MSG_DONTWAIT);
+		ssize_t n = recv(fd, buf + len, (1 << 22) - len, MSG_DONTWAIT);
 		if (n <= 0)
 			break;
 		len += (size_t)n;
@@ -294,9 +293,9 @@ Test(engine, bindings_and_regions_change_under_load) {
 		struct iopf_region_config rc = {
 			.iova = IOVA + PAGES * PG, .length = 64 * PG, .memfd = -1, .perm = IOPF_PERM_READ,
 		};
-		uint64_t id;
-		cr_assert_eq(iopf_space_add_region(s, &rc, &id), 0);
-		cr_assert_eq(iopf_space_remove_region(s, id), 0);
+		struct iopf_region_info info;
+		cr_assert_eq(iopf_space_add_region(s, &rc, 0, &info, NULL), IOPF_REGION_ADDED);
+		cr_assert_eq(iopf_space_remove_region(s, info.id), 0);
 		changes += 2;
 		usleep(2000);
 	}
@@ -310,7 +309,7 @@ Test(engine, bindings_and_regions_change_under_load) {
 		cr_assert_eq(emu_violations(&st), 0, "queue %d: unknown %lu dup %lu missing %lu", i,
 		             st.unknown_cookie, st.duplicate, st.missing);
 		answered += st.success + st.invalid;
-		cr_assert_eq(iopf_engine_remove_queue(engine, qs[i]), 0);
+		cr_assert_eq(iopf_engine_remove_queue(engine, qs[i], IOPF_RELEASE_TO_HOLDER), 0);
 		iopf_queue_free(qs[i]);
 		emu_queue_free(emus[i]);
 	}
@@ -360,7 +359,6 @@ Test(engine, groups_split_across_reads_byte_by_byte) {
 	relay_pair(sv);
 	struct iopf_queue *q;
 	cr_assert_eq(iopf_queue_new(0, sv[0], IOPF_TRANSPORT_RELAY, &q), 0);
-	close(sv[0]);
 	cr_assert_eq(iopf_engine_add_queue(engine, q), 0);
 	iopf_record recs[] = {frec(0, 1, 1), frec(0, 1, 2), frec(LAST, 1, 3), frec(LAST, 2, PAGES + 5)};
 	const uint8_t *p = (const uint8_t *)recs;
@@ -379,7 +377,7 @@ Test(engine, groups_split_across_reads_byte_by_byte) {
 	close(sv[1]);
 	wait_closed(0);
 	cr_assert_eq(closed_reason(0), IOPF_QUEUE_HANGUP, "peer hang-up ends the queue cleanly");
-	cr_assert_eq(iopf_engine_remove_queue(engine, q), 0);
+	cr_assert_eq(iopf_engine_remove_queue(engine, q, IOPF_RELEASE_TO_HOLDER), 0);
 	iopf_queue_free(q);
 	iopf_bindings_remove_space(iopf_engine_bindings(engine), s);
 	iopf_space_destroy(s);
@@ -408,7 +406,6 @@ static void protocol_case(const iopf_record *recs, size_t n, size_t expect_respo
 	cr_assert_eq(send(sv[1], recs, n * sizeof(*recs), 0), (ssize_t)(n * sizeof(*recs)));
 	struct iopf_queue *bad;
 	cr_assert_eq(iopf_queue_new(0, sv[0], IOPF_TRANSPORT_RELAY, &bad), 0);
-	close(sv[0]);
 	cr_assert_eq(iopf_engine_add_queue(engine, bad), 0);
 	iopf_response r[16];
 	cr_assert_eq(read_responses(sv[1], r, 16), expect_responses);
@@ -428,8 +425,8 @@ static void protocol_case(const iopf_record *recs, size_t n, size_t expect_respo
 	iopf_engine_counters(engine, &c);
 	cr_assert_eq(c.protocol_errors, 1);
 
-	cr_assert_eq(iopf_engine_remove_queue(engine, bad), 0);
-	cr_assert_eq(iopf_engine_remove_queue(engine, good), 0);
+	cr_assert_eq(iopf_engine_remove_queue(engine, bad, IOPF_RELEASE_TO_HOLDER), 0);
+	cr_assert_eq(iopf_engine_remove_queue(engine, good, IOPF_RELEASE_TO_HOLDER), 0);
 	iopf_queue_free(bad);
 	iopf_queue_free(good);
 	emu_queue_free(emu);
@@ -457,23 +454,34 @@ Test(engine, endless_group_drops_the_peer) {
 	protocol_case(recs, 600, 0);
 }
 
-Test(engine, wrong_fd_kinds_are_refused) {
+/* The queue takes its fd, also when it refuses it: each case passes a
+ * copy, and the copy is closed either way. */
+static int queue_of(int fd, enum iopf_transport_kind kind) {
 	struct iopf_queue *q;
+	int r = iopf_queue_new(0, fcntl(fd, F_DUPFD_CLOEXEC, 3), kind, &q);
+	if (r == 0)
+		iopf_queue_free(q);
+	return r;
+}
+
+Test(engine, wrong_fd_kinds_are_refused) {
 	int fd = sealed_memfd(PG);
-	cr_assert_eq(iopf_queue_new(0, fd, IOPF_TRANSPORT_RELAY, &q), -EBADFD, "a memfd");
-	cr_assert_eq(iopf_queue_new(0, fd, IOPF_TRANSPORT_IOMMUFD, &q), -EBADFD);
+	cr_assert_eq(queue_of(fd, IOPF_TRANSPORT_RELAY), -EBADFD, "a memfd");
+	cr_assert_eq(queue_of(fd, IOPF_TRANSPORT_IOMMUFD), -EBADFD);
 	close(fd);
 	int sv[2];
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
-	cr_assert_eq(iopf_queue_new(0, sv[0], IOPF_TRANSPORT_RELAY, &q), -EPROTOTYPE, "SEQPACKET");
+	cr_assert_eq(queue_of(sv[0], IOPF_TRANSPORT_RELAY), -EPROTOTYPE, "SEQPACKET");
 	close(sv[0]);
 	close(sv[1]);
 	int in = socket(AF_INET, SOCK_STREAM, 0);
-	cr_assert_eq(iopf_queue_new(0, in, IOPF_TRANSPORT_RELAY, &q), -EAFNOSUPPORT, "TCP");
+	cr_assert_eq(queue_of(in, IOPF_TRANSPORT_RELAY), -EAFNOSUPPORT, "TCP");
 	close(in);
-	cr_assert_eq(iopf_queue_new(0, 999, IOPF_TRANSPORT_RELAY, &q), -EBADF);
+	struct iopf_queue *q;
+	cr_assert_eq(iopf_queue_new(0, -1, IOPF_TRANSPORT_RELAY, &q), -EBADF);
 	relay_pair(sv);
-	cr_assert_eq(iopf_queue_new(0, sv[0], IOPF_TRANSPORT_IOMMUFD, &q), -EBADFD, "a socket is no fault fd");
+	cr_assert_eq(queue_of(sv[0], IOPF_TRANSPORT_IOMMUFD), -EBADFD, "a socket is no fault fd");
+	cr_assert_eq(queue_of(sv[0], IOPF_TRANSPORT_RELAY), 0);
 	close(sv[0]);
 	close(sv[1]);
 }
@@ -500,7 +508,7 @@ Test(engine, queues_removed_one_by_one_under_load) {
 	pthread_create(&th, NULL, run_emu, &t);
 	for (int i = 0; i < N; i++) {
 		usleep(20 * 1000);
-		cr_assert_eq(iopf_engine_remove_queue(engine, qs[i]), 0);
+		cr_assert_eq(iopf_engine_remove_queue(engine, qs[i], IOPF_RELEASE_TO_HOLDER), 0);
 		iopf_bindings_remove_queue(iopf_engine_bindings(engine), (uint32_t)i);
 		iopf_queue_free(qs[i]); /* the peer sees the end and stops */
 	}
@@ -513,104 +521,4 @@ Test(engine, queues_removed_one_by_one_under_load) {
 	}
 	iopf_bindings_remove_space(iopf_engine_bindings(engine), s);
 	iopf_space_destroy(s);
-}
-
-/* A journal is taken back only when its header describes exactly what
- * lies behind it: fields out of bounds (whose products could wrap) or a
- * size that does not match are refused. */
-Test(engine, journal_open_refuses_forged_headers) {
-	size_t size = iopf_journal_size(2, 4096, 4, 1024);
-	void *mem = aligned_alloc(64, size);
-	struct iopf_journal j;
-	cr_assert_eq(iopf_journal_format(mem, size, 2, 4096, 4, 1024, &j), 0);
-	cr_assert_eq(iopf_journal_open(mem, size, &j), 0);
-	struct iopf_jheader *h = mem, saved = *h;
-	h->carry_slots = 1u << 31;
-	cr_assert_eq(iopf_journal_open(mem, size, &j), -EBADMSG, "carry slots out of bounds");
-	*h = saved;
-	h->carry_bytes = UINT32_MAX;
-	cr_assert_eq(iopf_journal_open(mem, size, &j), -EBADMSG, "carry bytes out of bounds");
-	*h = saved;
-	h->slot_bytes = 0;
-	cr_assert_eq(iopf_journal_open(mem, size, &j), -EBADMSG, "no slot data");
-	*h = saved;
-	h->workers = 3;
-	cr_assert_eq(iopf_journal_open(mem, size, &j), -EBADMSG, "more workers than the memory holds");
-	*h = saved;
-	cr_assert_eq(iopf_journal_open(mem, size - 64, &j), -EBADMSG, "memory shorter than the header says");
-	cr_assert_eq(iopf_journal_open(mem, size, &j), 0);
-	free(mem);
-}
-
-/* With a journal, a partial group waits in a carry slot of the worker's
- * journal (where a restarted daemon would find it), and the batch slot is
- * empty once everything read is answered. */
-Test(engine, journal_holds_partial_groups_and_empties_after_answering) {
-	iopf_engine_free(engine);
-	size_t size = iopf_journal_size(1, 64 * 1024, 8, 512 * IOPF_RECORD_SIZE);
-	void *mem = aligned_alloc(64, size);
-	struct iopf_journal j;
-	cr_assert_eq(iopf_journal_format(mem, size, 1, 64 * 1024, 8, 512 * IOPF_RECORD_SIZE, &j), 0);
-	struct iopf_engine_config cfg = {.workers = 1, .on_queue_closed = on_closed, .journal = &j};
-	cr_assert_eq(iopf_engine_new(&cfg, &engine), 0);
-
-	struct iopf_space *s = none_space(1, IOPF_QUOTA_UNLIMITED, PG);
-	bind_dev(3, 0, IOPF_PASID_NONE, s);
-	int sv[2];
-	relay_pair(sv);
-	struct iopf_queue *q;
-	cr_assert_eq(iopf_queue_new(3, sv[0], IOPF_TRANSPORT_RELAY, &q), 0);
-	close(sv[0]);
-	cr_assert_eq(iopf_engine_add_queue(engine, q), 0);
-
-	iopf_record recs[] = {frec(LAST, 1, 1), frec(0, 2, 2), frec(LAST, 2, 3)};
-	/* One whole group and 60 bytes of the next, two-record one. */
-	cr_assert_eq(send(sv[1], recs, sizeof(iopf_record) + 60, 0), (ssize_t)(sizeof(iopf_record) + 60));
-	iopf_response r[2];
-	cr_assert_eq(read_responses(sv[1], r, 1), 1);
-	cr_assert_eq(r[0].cookie, 1);
-	struct iopf_jcarry *held = NULL;
-	for (int i = 0; i < 500 && !held; i++) {
-		for (uint32_t k = 0; k < 8; k++) {
-			struct iopf_jcarry *c = iopf_journal_carry(&j, 0, k);
-			if (__atomic_load_n(&c->queue_id, __ATOMIC_ACQUIRE) == 3)
-				held = c;
-		}
-		if (!held)
-			usleep(1000);
-	}
-	cr_assert_not_null(held, "the partial group is not in a carry slot");
-	cr_assert_eq(held->len, 60);
-	cr_assert_eq(memcmp(held->data, &recs[1], 60), 0);
-	iopf_engine_drain(engine); /* the worker is past the batch once it answers this */
-	cr_assert_eq(__atomic_load_n(&iopf_journal_slot(&j, 0)->state, __ATOMIC_ACQUIRE), IOPF_JSLOT_EMPTY);
-
-	cr_assert_eq(send(sv[1], (uint8_t *)&recs[1] + 60, 20, 0), 20);
-	cr_assert_eq(read_responses(sv[1], r, 1), 1);
-	cr_assert_eq(r[0].cookie, 2);
-	cr_assert_eq(r[0].code, IOMMUFD_PAGE_RESP_SUCCESS);
-	cr_assert_eq(__atomic_load_n(&held->queue_id, __ATOMIC_ACQUIRE), 0, "the carry is freed once read");
-	/* Unused slot data is poison, so that a read cut short by a kill can be
-	 * measured; a slot holding 100 bytes reads as 100 (or 120 in records). */
-	struct iopf_jslot *slot = iopf_journal_slot(&j, 0);
-	iopf_engine_drain(engine); /* the worker is past the batch once it answers this */
-	for (size_t i = 0; i < 200; i++)
-		cr_assert_eq(slot->data[i], IOPF_JOURNAL_POISON, "byte %zu not poisoned after answering", i);
-	memset(slot->data, 0x11, 100);
-	slot->len = 30;
-	cr_assert_eq(iopf_journal_reading_len(&j, slot, 0), 100);
-	cr_assert_eq(iopf_journal_reading_len(&j, slot, 1), 110, "records counted from the carried 30 bytes");
-	memset(slot->data, IOPF_JOURNAL_POISON, 100);
-
-	cr_assert_eq(iopf_engine_remove_queue(engine, q), 0);
-	iopf_queue_free(q);
-	close(sv[1]);
-	iopf_bindings_remove_space(iopf_engine_bindings(engine), s);
-	iopf_space_destroy(s);
-	iopf_engine_free(engine);
-	engine = NULL;
-	free(mem);
-	/* An engine again, for the suite's teardown. */
-	struct iopf_engine_config plain = {.workers = 2, .on_queue_closed = on_closed};
-	cr_assert_eq(iopf_engine_new(&plain, &engine), 0);
 }

@@ -28,7 +28,8 @@
 #include "engine/batch.h"
 #include "engine/bindings.h"
 #include "engine/engine.h"
-#include "engine/space.h"
+#include "engine/queue-internal.h"
+#include "engine/space-internal.h"
 
 #define PG 4096ull
 #define IOVA 0x200000000ull
@@ -214,7 +215,7 @@ struct fail_backend {
 #define FB_GET(f) __atomic_load_n(&(f), __ATOMIC_ACQUIRE)
 #define FB_ADD(f, n) __atomic_fetch_add(&(f), (n), __ATOMIC_ACQ_REL)
 
-static int fb_init(struct iopf_space *s) {
+static int fb_init(struct iopf_space *s, int fd) {
 	return 0;
 }
 
@@ -276,7 +277,6 @@ static void fb_destroy(struct iopf_space *s) {
 }
 
 static const struct iopf_backend_ops fail_ops = {
-	.name = "failing",
 	.init = fb_init,
 	.attach_region = fb_attach,
 	.detach_region = fb_detach,
@@ -300,7 +300,7 @@ static struct iopf_space *failing_space(struct fail_backend *f, uint64_t quota) 
 	struct iopf_region_config rc = {
 		.iova = IOVA, .length = PAGES * PG, .memfd = -1, .perm = IOPF_PERM_READ | IOPF_PERM_WRITE,
 	};
-	cr_assert_eq(iopf_space_add_region(s, &rc, NULL), 0);
+	cr_assert_eq(iopf_space_add_region(s, &rc, 0, NULL, NULL), IOPF_REGION_ADDED);
 	return s;
 }
 
@@ -369,7 +369,7 @@ static struct iopf_space *none_space(uint64_t id) {
 	struct iopf_space *s;
 	cr_assert_eq(iopf_space_new(id, &cfg, &s), 0);
 	struct iopf_region_config rc = {.iova = IOVA, .length = PAGES * PG, .memfd = -1, .perm = IOPF_PERM_READ};
-	cr_assert_eq(iopf_space_add_region(s, &rc, NULL), 0);
+	cr_assert_eq(iopf_space_add_region(s, &rc, 0, NULL, NULL), IOPF_REGION_ADDED);
 	return s;
 }
 
@@ -385,11 +385,9 @@ static struct iopf_queue *relay_queue(uint32_t id, const struct emu_config *ec, 
 	int sv[2];
 	relay_pair(sv);
 	struct iopf_queue *q;
-	cr_assert_eq(iopf_queue_new(id, sv[0], IOPF_TRANSPORT_RELAY, &q), 0);
+	cr_assert_eq(iopf_queue_new(id, kept ? fcntl(sv[0], F_DUPFD_CLOEXEC, 3) : sv[0], IOPF_TRANSPORT_RELAY, &q), 0);
 	if (kept)
 		*kept = sv[0];
-	else
-		close(sv[0]);
 	cr_assert_eq(iopf_engine_add_queue(engine, q), 0);
 	cr_assert_eq(emu_queue_new(ec, sv[1], emu), 0);
 	return q;
@@ -432,7 +430,7 @@ static uint64_t clean(struct emu_queue *emu, const char *what) {
 }
 
 static void drop_queue(struct iopf_queue *q) {
-	cr_assert_eq(iopf_engine_remove_queue(engine, q), 0);
+	cr_assert_eq(iopf_engine_remove_queue(engine, q, IOPF_RELEASE_TO_HOLDER), 0);
 	iopf_bindings_remove_queue(iopf_engine_bindings(engine), q->id);
 	iopf_queue_free(q);
 }
@@ -576,8 +574,9 @@ Test(inject, region_removed_while_unmap_fails) {
 	struct iopf_region_config rc = {
 		.iova = IOVA + PAGES * PG, .length = 64 * PG, .memfd = -1, .perm = IOPF_PERM_READ,
 	};
-	uint64_t r2;
-	cr_assert_eq(iopf_space_add_region(s, &rc, &r2), 0);
+	struct iopf_region_info info;
+	cr_assert_eq(iopf_space_add_region(s, &rc, 0, &info, NULL), IOPF_REGION_ADDED);
+	uint64_t r2 = info.id;
 	for (uint64_t i = 0; i < 4; i++)
 		cr_assert_eq(space_fault(s, IOVA + PAGES * PG + i * PG, IOPF_PERM_READ), 0);
 	f.unmap_always_fails = true;
@@ -700,7 +699,6 @@ static struct iopf_queue *kernel_queue(uint32_t id) {
 	relay_pair(sv);
 	struct iopf_queue *q;
 	cr_assert_eq(iopf_queue_new(id, sv[0], IOPF_TRANSPORT_RELAY, &q), 0);
-	close(sv[0]);
 	close(sv[1]);
 	close(q->fd);
 	pthread_mutex_lock(&kq.lock);
@@ -812,7 +810,6 @@ Test(inject, relay_backlog_without_memory) {
 	relay_pair(sv);
 	struct iopf_queue *q;
 	cr_assert_eq(iopf_queue_new(1, sv[0], IOPF_TRANSPORT_RELAY, &q), 0);
-	close(sv[0]);
 	/* The peer's socket is full: every send would block. */
 	fail_fd(&send_fail_fd, &send_fail_errno, q->fd, EAGAIN);
 	__atomic_store_n(&backlog_oom, 1, __ATOMIC_RELEASE);
@@ -851,7 +848,6 @@ Test(inject, partial_group_without_memory) {
 	relay_pair(sv);
 	struct iopf_queue *q;
 	cr_assert_eq(iopf_queue_new(1, sv[0], IOPF_TRANSPORT_RELAY, &q), 0);
-	close(sv[0]);
 	__atomic_store_n(&recv_oom_fd, q->fd, __ATOMIC_RELEASE);
 	struct iopf_counters c0;
 	iopf_engine_counters(engine, &c0);
@@ -912,7 +908,7 @@ Test(inject, eviction_under_concurrent_hits_never_refuses) {
 	struct iopf_space *s;
 	cr_assert_eq(iopf_space_new(1, &cfg, &s), 0);
 	struct iopf_region_config rc = {.iova = IOVA, .length = PAGES * PG, .memfd = -1, .perm = IOPF_PERM_READ};
-	cr_assert_eq(iopf_space_add_region(s, &rc, NULL), 0);
+	cr_assert_eq(iopf_space_add_region(s, &rc, 0, NULL, NULL), IOPF_REGION_ADDED);
 	struct hammer h = {.s = s};
 	pthread_t th;
 	pthread_create(&th, NULL, hammer_main, &h);
@@ -977,8 +973,9 @@ Test(inject, holds_survive_a_window_being_published) {
 	struct iopf_space *s;
 	cr_assert_eq(iopf_space_new(1, &cfg, &s), 0);
 	struct iopf_region_config rc = {.iova = IOVA, .length = 2ull * WIN * PG, .memfd = -1, .perm = IOPF_PERM_READ};
-	uint64_t rid;
-	cr_assert_eq(iopf_space_add_region(s, &rc, &rid), 0);
+	struct iopf_region_info info;
+	cr_assert_eq(iopf_space_add_region(s, &rc, 0, &info, NULL), IOPF_REGION_ADDED);
+	uint64_t rid = info.id;
 	struct iopf_region *r = iopf_space_region(s, rid);
 	cr_assert_not_null(r);
 	unsigned caught = 0;

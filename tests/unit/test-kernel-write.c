@@ -11,7 +11,7 @@
 #include <sys/eventfd.h>
 
 #include "../common.h"
-#include "engine/queue.h"
+#include "engine/queue-internal.h"
 
 ssize_t __real_write(int fd, const void *buf, size_t n);
 ssize_t __wrap_write(int fd, const void *buf, size_t n);

@@ -22,7 +22,7 @@ static void setup(void) {
 	};
 	cr_assert_eq(iopf_space_new(1, &cfg, &space), 0);
 	struct iopf_region_config rc = {.iova = IOVA, .length = 256 * PG, .memfd = -1, .perm = IOPF_PERM_READ};
-	cr_assert_eq(iopf_space_add_region(space, &rc, NULL), 0);
+	cr_assert_eq(iopf_space_add_region(space, &rc, 0, NULL, NULL), IOPF_REGION_ADDED);
 	struct iopf_binding_key k = {.queue_id = Q, .dev_id = 1, .pasid = 5};
 	cr_assert_eq(iopf_bindings_add(bindings, &k, space), 0);
 	memset(&counters, 0, sizeof(counters));

@@ -41,7 +41,7 @@ static void setup(void) {
 	};
 	cr_assert_eq(iopf_space_new(1, &sc, &space), 0);
 	struct iopf_region_config rc = {.iova = IOVA, .length = PAGES * PG, .memfd = -1, .perm = IOPF_PERM_READ};
-	cr_assert_eq(iopf_space_add_region(space, &rc, NULL), 0);
+	cr_assert_eq(iopf_space_add_region(space, &rc, 0, NULL, NULL), IOPF_REGION_ADDED);
 }
 
 static void teardown(void) {
@@ -65,7 +65,7 @@ static struct rig rig_open(uint32_t id) {
 	struct rig r;
 	int sv[2];
 	relay_pair(sv);
-	cr_assert_eq(iopf_queue_new(id, sv[0], IOPF_TRANSPORT_RELAY, &r.q), 0);
+	cr_assert_eq(iopf_queue_new(id, fcntl(sv[0], F_DUPFD_CLOEXEC, 3), IOPF_TRANSPORT_RELAY, &r.q), 0);
 	r.mine = sv[0];
 	r.dev = sv[1];
 	struct iopf_binding_key k = {.queue_id = id, .dev_id = 0, .pasid = IOPF_PASID_NONE};
@@ -75,7 +75,7 @@ static struct rig rig_open(uint32_t id) {
 }
 
 static void rig_close(struct rig *r) {
-	iopf_bindings_remove_queue(iopf_engine_bindings(engine), r->q->id);
+	iopf_bindings_remove_queue(iopf_engine_bindings(engine), iopf_queue_id(r->q));
 	iopf_queue_free(r->q);
 	close(r->dev);
 	close(r->mine);
@@ -89,7 +89,7 @@ struct remover {
 
 static void *remove_fn(void *arg) {
 	struct remover *r = arg;
-	r->result = iopf_engine_remove_queue(engine, r->q);
+	r->result = iopf_engine_remove_queue(engine, r->q, IOPF_RELEASE_TO_HOLDER);
 	return NULL;
 }
 
@@ -144,7 +144,7 @@ Test(takeback, a_stream_is_split_into_answered_and_left_whole) {
 		struct device d = {.fd = r.dev, .round = round};
 		pthread_create(&d.th, NULL, device_fn, &d);
 		usleep(100 + round * 150);
-		cr_assert_eq(iopf_engine_remove_queue(engine, r.q), 0);
+		cr_assert_eq(iopf_engine_remove_queue(engine, r.q, IOPF_RELEASE_TO_HOLDER), 0);
 		pthread_join(d.th, NULL);
 
 		static struct stream_answers a;
@@ -207,7 +207,7 @@ Test(takeback, a_group_whose_rest_never_comes_is_counted_cut) {
 	put_group(buf + g1, 2, 3);
 	stream_send(r.dev, buf, g1 + 100);
 	stream_wait_unread(r.mine, 0);
-	cr_assert_eq(iopf_engine_remove_queue(engine, r.q), 0);
+	cr_assert_eq(iopf_engine_remove_queue(engine, r.q, IOPF_RELEASE_TO_HOLDER), 0);
 	static struct stream_answers a;
 	stream_take_answers(r.dev, &a);
 	cr_assert_eq(a.n, 1);
@@ -317,6 +317,6 @@ Test(takeback, a_paused_queue_keeps_its_faults_until_resumed) {
 		usleep(1000);
 	}
 	cr_assert_eq(a.seen[1], 1);
-	cr_assert_eq(iopf_engine_remove_queue(engine, r.q), 0);
+	cr_assert_eq(iopf_engine_remove_queue(engine, r.q, IOPF_RELEASE_TO_HOLDER), 0);
 	rig_close(&r);
 }

@@ -43,7 +43,7 @@
 #include "iopf_abi.h"
 #include "iommufd_test.h"
 #include "iopfd/client.h"
-#include "engine/queue.h"
+#include "engine/queue-internal.h"
 #include "engine/stats.h"
 
 #define PG 4096ull

@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: MIT */
+/* The methods of io.iopfd, one table per family; varlink-server.c binds
+ * them all. */
+#pragma once
+
+#include <systemd/sd-json.h>
+#include <systemd/sd-varlink.h>
+
+#include "varlink-util.h"
+
+struct manager;
+
+/* RegisterQueue, UnregisterQueue, Bind, Unbind, ListQueues, ListBindings. */
+extern const struct vl_method vl_queue_methods[];
+/* CreateSpace, DestroySpace, AddRegion, RemoveRegion, ListSpaces. */
+extern const struct vl_method vl_space_methods[];
+/* GetStatistics, Monitor. */
+extern const struct vl_method vl_stats_methods[];
+
+/* The Statistics object. */
+int stats_build(struct manager *m, sd_json_variant **ret);
+/* Stop the monitors of a connection (of all, with NULL). */
+void monitors_drop_link(struct manager *m, sd_varlink *link);

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "answer.h"
+#include "carry.h"
+#include "rcu.h"
+#include "shared/time-util.h"
+
+int iopf_answerer_init(struct iopf_answerer *a, struct iopf_bindings *b, size_t max_bytes, uint32_t max_group_faults,
+                       struct iopf_counters *c, struct iopf_hist *service) {
+	*a = (struct iopf_answerer){.c = c, .service = service, .max_group_faults = max_group_faults};
+	a->max_groups = max_bytes / IOPF_RECORD_SIZE;
+	a->groups = calloc(a->max_groups, sizeof(*a->groups));
+	a->resp = calloc(a->max_groups, sizeof(*a->resp));
+	if (!a->groups || !a->resp) {
+		iopf_answerer_fini(a);
+		return -ENOMEM;
+	}
+	int r = iopf_resolver_init(&a->res, b, a->max_groups, c);
+	if (r < 0) {
+		iopf_answerer_fini(a);
+		return r;
+	}
+	return 0;
+}
+
+void iopf_answerer_fini(struct iopf_answerer *a) {
+	iopf_resolver_fini(&a->res);
+	free(a->groups);
+	free(a->resp);
+	a->groups = NULL;
+	a->resp = NULL;
+}
+
+static void count_group(struct iopf_queue *q, const struct iopf_group *g, uint32_t code) {
+	IOPF_STAT_INC(q->st.groups);
+	IOPF_STAT_ADD(q->st.faults, g->n_faults);
+	if (code != IOMMUFD_PAGE_RESP_SUCCESS)
+		IOPF_STAT_INC(q->st.invalid);
+}
+
+enum iopf_queue_close iopf_answer_batch(struct iopf_answerer *a, struct iopf_queue *q, struct iopf_jwriter *jw,
+                                        uint8_t *buf, size_t len, uint64_t t_read, size_t *answered) {
+	struct iopf_batch b;
+	enum iopf_queue_close why = IOPF_QUEUE_OPEN;
+	int pr = iopf_batch_parse(buf, len, a->max_group_faults, a->groups, a->max_groups, &b);
+	if (pr < 0) {
+		/* Mixed cookies or an endless group: the stream cannot be
+		 * resynchronized. Answer what came before, then drop it. */
+		IOPF_STAT_INC(a->c->protocol_errors);
+		why = IOPF_QUEUE_PROTOCOL;
+	} else if (!q->ops->stream && b.consumed != len) {
+		/* The kernel returns whole groups only; count, never guess. */
+		IOPF_STAT_INC(a->c->read_errors);
+	}
+
+	/* A trailing partial group goes to a carry first: from here on a
+	 * crash finds it either there or in the batch being answered. */
+	if (why == IOPF_QUEUE_OPEN && q->ops->stream && b.consumed < len &&
+	    iopf_partial_keep(q, jw, buf + b.consumed, len - b.consumed, a->c) < 0) {
+		/* Out of memory for the partial group: the stream cannot go on. */
+		IOPF_STAT_INC(a->c->read_errors);
+		why = IOPF_QUEUE_IO_ERROR;
+	}
+
+	iopf_rcu_read_lock();
+	iopf_resolver_begin(&a->res);
+	iopf_resolver_use_cache(&a->res, &q->bcache);
+	size_t n = 0;
+	bool dup = false;
+	for (size_t i = 0; i < b.n_groups; i++) {
+		const struct iopf_group *g = &a->groups[i];
+		uint32_t code;
+		if (!iopf_resolver_claim_cookie(&a->res, g->cookie)) {
+			/* A second group with a cookie still in flight: only a
+			 * broken relay does that. It gets no second answer; the
+			 * rest of the batch is answered INVALID and the peer goes. */
+			if (!dup)
+				IOPF_STAT_INC(a->c->protocol_errors);
+			dup = true;
+			continue;
+		}
+		if (dup) {
+			IOPF_STAT_INC(a->c->groups);
+			IOPF_STAT_ADD(a->c->faults, g->n_faults);
+			IOPF_STAT_INC(a->c->invalid[IOPF_INVALID_DROPPED]);
+			code = IOMMUFD_PAGE_RESP_INVALID;
+		} else {
+			code = iopf_resolve_group(&a->res, q->id, g);
+		}
+		count_group(q, g, code);
+		a->resp[n++] = (iopf_response){.cookie = g->cookie, .code = code};
+	}
+	if (jw)
+		iopf_jwriter_answering(jw);
+#if IOPFD_TEST_HOOKS
+	if (a->die_answering && !q->ops->stream)
+		kill(getpid(), SIGKILL); /* the window docs/restart.md describes, made wide */
+#endif
+	int wr = n ? q->ops->respond(q, a->resp, n, a->c) : 0;
+	/* Whatever the peer did not take is journaled before the batch is done. */
+	if (!iopf_backlog_empty(q) || q->backlog.slot >= 0)
+		iopf_backlog_mirror(q, jw, a->c);
+	if (jw)
+		iopf_jwriter_answered(jw, len);
+	iopf_resolver_end(&a->res);
+	iopf_rcu_read_unlock();
+	if (n && a->service)
+		iopf_hist_add_n(a->service, now_ns() - t_read, n);
+
+	*answered = n;
+	if (dup)
+		why = IOPF_QUEUE_PROTOCOL;
+	if (wr < 0 && why == IOPF_QUEUE_OPEN)
+		why = wr == -EPIPE ? IOPF_QUEUE_HANGUP : IOPF_QUEUE_IO_ERROR;
+	return why;
+}
