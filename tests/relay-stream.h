@@ -90,7 +90,7 @@ static inline size_t stream_take_rest(int fd, uint8_t *left, uint8_t *records) {
 	static struct iopf_group g[1 << 16];
 	struct iopf_batch b;
 	cr_assert_eq(iopf_batch_parse(buf, len, 512, g, 1 << 16, &b), 0, "the rest starts inside a group");
-	cr_assert_eq(b.consumed, len, "the rest ends inside a group (%s)", iopf_batch_error_str(b.error));
+	cr_assert_eq(b.consumed, len, "the rest ends inside a group (%s)", iopf_batch_error_to_string(b.error));
 	for (size_t i = 0; i < b.n_groups; i++) {
 		cr_assert_lt(g[i].cookie, STREAM_MAX_COOKIES);
 		left[g[i].cookie]++;

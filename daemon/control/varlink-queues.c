@@ -63,8 +63,8 @@ static int method_register_queue(sd_varlink *link, sd_json_variant *p, sd_varlin
 	struct register_args a = {.fd_index = -1};
 	struct client *c;
 	int r = vl_begin(link, p, table, &a, &c);
-	if (r != 0)
-		return r < 0 ? r : 0;
+	if (r <= 0)
+		return r;
 	struct manager *m = c->m;
 	if (m->shutting_down)
 		return vl_error(link, m, VL_SHUTTING_DOWN);
@@ -111,8 +111,8 @@ static int method_unregister_queue(sd_varlink *link, sd_json_variant *p, sd_varl
 	uint64_t id = 0;
 	struct client *c;
 	int r = vl_begin(link, p, table, &id, &c);
-	if (r != 0)
-		return r < 0 ? r : 0;
+	if (r <= 0)
+		return r;
 	struct object *o = vl_touch(link, c, OBJECT_QUEUE, id);
 	if (!o)
 		return 0;
@@ -133,8 +133,8 @@ struct bind_args {
 
 /* Bind and Unbind name a binding the same way; Bind adds the space. The
  * interface makes `space` mandatory for Bind and refuses it for Unbind
- * before either is called. Returns 0 with the queue in *qo, or non-zero
- * (the call answered, or a negative errno). */
+ * before either is called. Returns 1 with the queue in *qo, or as
+ * vl_begin(). */
 static int binding_args(sd_varlink *link, sd_json_variant *p, struct bind_args *a, struct client **c,
                         struct object **qo) {
 	static const sd_json_dispatch_field table[] = {
@@ -146,10 +146,10 @@ static int binding_args(sd_varlink *link, sd_json_variant *p, struct bind_args *
 	};
 	*a = (struct bind_args){.pasid = IOPF_PASID_NONE};
 	int r = vl_begin(link, p, table, a, c);
-	if (r != 0)
+	if (r <= 0)
 		return r;
 	*qo = vl_touch(link, *c, OBJECT_QUEUE, a->queue);
-	return *qo ? 0 : 1;
+	return !!*qo;
 }
 
 static int method_bind(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
@@ -157,8 +157,8 @@ static int method_bind(sd_varlink *link, sd_json_variant *p, sd_varlink_method_f
 	struct client *c;
 	struct object *qo;
 	int r = binding_args(link, p, &a, &c, &qo);
-	if (r != 0)
-		return r < 0 ? r : 0;
+	if (r <= 0)
+		return r;
 	struct object *so = vl_touch(link, c, OBJECT_SPACE, a.space);
 	if (!so)
 		return 0;
@@ -178,8 +178,8 @@ static int method_unbind(sd_varlink *link, sd_json_variant *p, sd_varlink_method
 	struct client *c;
 	struct object *qo;
 	int r = binding_args(link, p, &a, &c, &qo);
-	if (r != 0)
-		return r < 0 ? r : 0;
+	if (r <= 0)
+		return r;
 	struct iopf_binding_key k = {.queue_id = (uint32_t)qo->id, .dev_id = a.device, .pasid = a.pasid};
 	r = iopf_bindings_remove(iopf_engine_bindings(c->m->engine), &k);
 	if (r == -ENOENT)
@@ -191,31 +191,21 @@ static int method_unbind(sd_varlink *link, sd_json_variant *p, sd_varlink_method
 	return sd_varlink_reply(link, NULL);
 }
 
+static int describe_queue(struct manager *m, const struct object *o, sd_json_variant **arr) {
+	struct iopf_queue_stats st;
+	iopf_queue_get_stats(o->q, &st);
+	return sd_json_variant_append_arraybo(
+		arr, SD_JSON_BUILD_PAIR_UNSIGNED("id", o->id), SD_JSON_BUILD_PAIR_STRING("name", o->name),
+		SD_JSON_BUILD_PAIR_STRING("transport", iopf_transport_kind_to_string(iopf_queue_kind(o->q))),
+		SD_JSON_BUILD_PAIR_UNSIGNED("uid", o->uid), SD_JSON_BUILD_PAIR_UNSIGNED("groups", st.groups),
+		SD_JSON_BUILD_PAIR_UNSIGNED("faults", st.faults), SD_JSON_BUILD_PAIR_UNSIGNED("invalid", st.invalid),
+		SD_JSON_BUILD_PAIR_UNSIGNED("bindings",
+		                            iopf_bindings_count_queue(iopf_engine_bindings(m->engine), (uint32_t)o->id)),
+		SD_JSON_BUILD_PAIR_BOOLEAN("persistent", o->persistent));
+}
+
 static int method_list_queues(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct client *c;
-	int r = vl_begin(link, p, (const sd_json_dispatch_field[]){{}}, NULL, &c);
-	if (r != 0)
-		return r < 0 ? r : 0;
-	struct manager *m = c->m;
-	_cleanup_(sd_json_variant_unrefp) sd_json_variant *arr = NULL;
-	struct object *o;
-	objects_foreach(o, m, OBJECT_QUEUE) {
-		if (!client_may_touch(c, o->uid))
-			continue;
-		struct iopf_queue_stats st;
-		iopf_queue_get_stats(o->q, &st);
-		r = sd_json_variant_append_arraybo(
-			&arr, SD_JSON_BUILD_PAIR_UNSIGNED("id", o->id), SD_JSON_BUILD_PAIR_STRING("name", o->name),
-			SD_JSON_BUILD_PAIR_STRING("transport", iopf_transport_kind_to_string(iopf_queue_kind(o->q))),
-			SD_JSON_BUILD_PAIR_UNSIGNED("uid", o->uid), SD_JSON_BUILD_PAIR_UNSIGNED("groups", st.groups),
-			SD_JSON_BUILD_PAIR_UNSIGNED("faults", st.faults), SD_JSON_BUILD_PAIR_UNSIGNED("invalid", st.invalid),
-			SD_JSON_BUILD_PAIR_UNSIGNED("bindings",
-			                            iopf_bindings_count_queue(iopf_engine_bindings(m->engine), (uint32_t)o->id)),
-			SD_JSON_BUILD_PAIR_BOOLEAN("persistent", o->persistent));
-		if (r < 0)
-			return r;
-	}
-	return vl_reply_array(link, "queues", arr);
+	return vl_reply_objects(link, p, OBJECT_QUEUE, "queues", describe_queue);
 }
 
 struct list_ctx {
@@ -241,8 +231,8 @@ static int list_binding(const struct iopf_binding *b, void *ud) {
 static int method_list_bindings(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
 	struct client *c;
 	int r = vl_begin(link, p, (const sd_json_dispatch_field[]){{}}, NULL, &c);
-	if (r != 0)
-		return r < 0 ? r : 0;
+	if (r <= 0)
+		return r;
 	struct list_ctx ctx = {.c = c};
 	iopf_bindings_foreach(iopf_engine_bindings(c->m->engine), list_binding, &ctx);
 	_cleanup_(sd_json_variant_unrefp) sd_json_variant *arr = ctx.arr;

@@ -61,8 +61,8 @@ static int method_create_space(sd_varlink *link, sd_json_variant *p, sd_varlink_
 	struct create_args a = {.page_size = 4096, .iommufd_index = -1, .ioas_id = -1};
 	struct client *c;
 	int r = vl_begin(link, p, table, &a, &c);
-	if (r != 0)
-		return r < 0 ? r : 0;
+	if (r <= 0)
+		return r;
 	struct manager *m = c->m;
 	if (m->shutting_down)
 		return vl_error(link, m, VL_SHUTTING_DOWN);
@@ -115,8 +115,8 @@ static int method_destroy_space(sd_varlink *link, sd_json_variant *p, sd_varlink
 	uint64_t id = 0;
 	struct client *c;
 	int r = vl_begin(link, p, table, &id, &c);
-	if (r != 0)
-		return r < 0 ? r : 0;
+	if (r <= 0)
+		return r;
 	struct object *o = vl_touch(link, c, OBJECT_SPACE, id);
 	if (!o)
 		return 0;
@@ -185,8 +185,8 @@ static int method_add_region(sd_varlink *link, sd_json_variant *p, sd_varlink_me
 	struct region_args a = {.memfd_index = -1};
 	struct client *c;
 	int r = vl_begin(link, p, table, &a, &c);
-	if (r != 0)
-		return r < 0 ? r : 0;
+	if (r <= 0)
+		return r;
 	struct manager *m = c->m;
 	uint32_t perm;
 	if (access_mask(a.access, &perm) < 0)
@@ -228,8 +228,8 @@ static int method_remove_region(sd_varlink *link, sd_json_variant *p, sd_varlink
 	struct remove_args a = {0};
 	struct client *c;
 	int r = vl_begin(link, p, table, &a, &c);
-	if (r != 0)
-		return r < 0 ? r : 0;
+	if (r <= 0)
+		return r;
 	struct object *o = vl_touch(link, c, OBJECT_SPACE, a.space);
 	if (!o)
 		return 0;
@@ -244,36 +244,24 @@ static int method_remove_region(sd_varlink *link, sd_json_variant *p, sd_varlink
 	return sd_varlink_reply(link, NULL);
 }
 
+static int describe_space(struct manager *m, const struct object *o, sd_json_variant **arr) {
+	struct iopf_space_stats st;
+	iopf_space_get_stats(o->s, &st);
+	const struct iopf_space_config *cfg = iopf_space_config(o->s);
+	return sd_json_variant_append_arraybo(
+		arr, SD_JSON_BUILD_PAIR_UNSIGNED("id", o->id), SD_JSON_BUILD_PAIR_STRING("name", o->name),
+		SD_JSON_BUILD_PAIR_STRING("backend", iopf_backend_kind_to_string(cfg->backend)),
+		SD_JSON_BUILD_PAIR_UNSIGNED("uid", o->uid), SD_JSON_BUILD_PAIR_UNSIGNED("quota", cfg->quota),
+		SD_JSON_BUILD_PAIR_UNSIGNED("pinned", st.pinned_bytes), SD_JSON_BUILD_PAIR_UNSIGNED("pinnedPeak", st.pinned_peak),
+		SD_JSON_BUILD_PAIR_UNSIGNED("regions", iopf_space_region_count(o->s)),
+		SD_JSON_BUILD_PAIR_UNSIGNED("bindings", iopf_bindings_count_space(iopf_engine_bindings(m->engine), o->s)),
+		SD_JSON_BUILD_PAIR_UNSIGNED("maps", st.maps), SD_JSON_BUILD_PAIR_UNSIGNED("unmaps", st.unmaps),
+		SD_JSON_BUILD_PAIR_UNSIGNED("evictions", st.evictions), SD_JSON_BUILD_PAIR_UNSIGNED("mapErrors", st.map_errors),
+		SD_JSON_BUILD_PAIR_BOOLEAN("persistent", o->persistent));
+}
+
 static int method_list_spaces(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct client *c;
-	int r = vl_begin(link, p, (const sd_json_dispatch_field[]){{}}, NULL, &c);
-	if (r != 0)
-		return r < 0 ? r : 0;
-	struct manager *m = c->m;
-	_cleanup_(sd_json_variant_unrefp) sd_json_variant *arr = NULL;
-	struct object *o;
-	objects_foreach(o, m, OBJECT_SPACE) {
-		if (!client_may_touch(c, o->uid))
-			continue;
-		struct iopf_space_stats st;
-		iopf_space_get_stats(o->s, &st);
-		const struct iopf_space_config *cfg = iopf_space_config(o->s);
-		r = sd_json_variant_append_arraybo(
-			&arr, SD_JSON_BUILD_PAIR_UNSIGNED("id", o->id), SD_JSON_BUILD_PAIR_STRING("name", o->name),
-			SD_JSON_BUILD_PAIR_STRING("backend", iopf_backend_kind_to_string(cfg->backend)),
-			SD_JSON_BUILD_PAIR_UNSIGNED("uid", o->uid), SD_JSON_BUILD_PAIR_UNSIGNED("quota", cfg->quota),
-			SD_JSON_BUILD_PAIR_UNSIGNED("pinned", st.pinned_bytes),
-			SD_JSON_BUILD_PAIR_UNSIGNED("pinnedPeak", st.pinned_peak),
-			SD_JSON_BUILD_PAIR_UNSIGNED("regions", iopf_space_region_count(o->s)),
-			SD_JSON_BUILD_PAIR_UNSIGNED("bindings", iopf_bindings_count_space(iopf_engine_bindings(m->engine), o->s)),
-			SD_JSON_BUILD_PAIR_UNSIGNED("maps", st.maps), SD_JSON_BUILD_PAIR_UNSIGNED("unmaps", st.unmaps),
-			SD_JSON_BUILD_PAIR_UNSIGNED("evictions", st.evictions),
-			SD_JSON_BUILD_PAIR_UNSIGNED("mapErrors", st.map_errors),
-			SD_JSON_BUILD_PAIR_BOOLEAN("persistent", o->persistent));
-		if (r < 0)
-			return r;
-	}
-	return vl_reply_array(link, "spaces", arr);
+	return vl_reply_objects(link, p, OBJECT_SPACE, "spaces", describe_space);
 }
 
 const struct vl_method vl_space_methods[] = {

@@ -107,8 +107,8 @@ int stats_build(struct manager *m, sd_json_variant **ret) {
 static int method_get_statistics(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
 	struct client *c;
 	int r = vl_begin(link, p, (const sd_json_dispatch_field[]){{}}, NULL, &c);
-	if (r != 0)
-		return r < 0 ? r : 0;
+	if (r <= 0)
+		return r;
 	_cleanup_(sd_json_variant_unrefp) sd_json_variant *st = NULL;
 	r = stats_build(c->m, &st);
 	if (r < 0)
@@ -140,8 +140,8 @@ static int method_monitor(sd_varlink *link, sd_json_variant *p, sd_varlink_metho
 	uint64_t interval = 1000;
 	struct client *c;
 	int r = vl_begin(link, p, table, &interval, &c);
-	if (r != 0)
-		return r < 0 ? r : 0;
+	if (r <= 0)
+		return r;
 	struct manager *m = c->m;
 	if (!(f & SD_VARLINK_METHOD_MORE))
 		return sd_varlink_error(link, "org.varlink.service.ExpectedMore", NULL);

@@ -96,10 +96,10 @@ int vl_begin(sd_varlink *link, sd_json_variant *parameters, const sd_json_dispat
 		c->m->request_errors[VL_INVALID_PARAMETER]++;
 		r = bad ? sd_varlink_error_invalid_parameter_name(link, bad)
 		        : sd_varlink_error_invalid_parameter(link, parameters);
-		return r < 0 ? r : 1;
+		return r < 0 ? r : 0;
 	}
 	*ret = c;
-	return 0;
+	return 1;
 }
 
 int vl_take_fd(sd_varlink *link, struct manager *m, int64_t idx, const char *param) {
@@ -145,4 +145,18 @@ int vl_dispatch_opt_i64(const char *name, sd_json_variant *v, sd_json_dispatch_f
 int vl_reply_array(sd_varlink *link, const char *key, sd_json_variant *arr) {
 	return sd_varlink_replybo(link, SD_JSON_BUILD_PAIR_CONDITION(!!arr, key, SD_JSON_BUILD_VARIANT(arr)),
 	                          SD_JSON_BUILD_PAIR_CONDITION(!arr, key, SD_JSON_BUILD_EMPTY_ARRAY));
+}
+
+int vl_reply_objects(sd_varlink *link, sd_json_variant *parameters, enum object_type type, const char *key,
+                     int (*describe)(struct manager *m, const struct object *o, sd_json_variant **arr)) {
+	struct client *c;
+	int r = vl_begin(link, parameters, (const sd_json_dispatch_field[]){{}}, NULL, &c);
+	if (r <= 0)
+		return r;
+	_cleanup_(sd_json_variant_unrefp) sd_json_variant *arr = NULL;
+	struct object *o;
+	objects_foreach(o, c->m, type)
+		if (client_may_touch(c, o->uid) && (r = describe(c->m, o, &arr)) < 0)
+			return r;
+	return vl_reply_array(link, key, arr);
 }

@@ -48,8 +48,9 @@ struct vl_method {
 
 /*
  * The prologue of every method: the caller, and its parameters dispatched
- * into args with table. Returns 0 to go on; a positive value when the call
- * has been answered (InvalidParameter, counted); a negative errno otherwise.
+ * into args with table. Returns 1 to go on; 0 when the call has been
+ * answered (InvalidParameter, counted); a negative errno otherwise, so that
+ * a method says: if (r <= 0) return r;
  */
 int vl_begin(sd_varlink *link, sd_json_variant *parameters, const sd_json_dispatch_field table[], void *args,
              struct client **ret);
@@ -78,3 +79,7 @@ int vl_dispatch_opt_i64(const char *name, sd_json_variant *v, sd_json_dispatch_f
 
 /* Reply with `key` set to the array (an empty one when arr is NULL). */
 int vl_reply_array(sd_varlink *link, const char *key, sd_json_variant *arr);
+/* A listing method: every object of `type` the caller may see, each
+ * appended to the array by describe(), as `key`. */
+int vl_reply_objects(sd_varlink *link, sd_json_variant *parameters, enum object_type type, const char *key,
+                     int (*describe)(struct manager *m, const struct object *o, sd_json_variant **arr));

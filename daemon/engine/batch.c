@@ -2,6 +2,7 @@
 #include <errno.h>
 
 #include "batch.h"
+#include "shared/string-table.h"
 
 static uint32_t record_pasid(const iopf_record *r) {
 	return (r->flags & IOMMU_PGFAULT_FLAGS_PASID_VALID) ? r->pasid : IOPF_PASID_NONE;
@@ -86,24 +87,22 @@ int iopf_batch_parse(const void *buf, size_t len, uint32_t max_group_faults,
 	return 0;
 }
 
-const char *iopf_group_defect_str(enum iopf_group_defect d) {
-	static const char *const names[_IOPF_GROUP_DEFECT_MAX] = {
-		[IOPF_GROUP_OK] = "ok",
-		[IOPF_GROUP_RESERVED] = "reserved field not zero",
-		[IOPF_GROUP_UNKNOWN_FLAGS] = "unknown flag bits",
-		[IOPF_GROUP_UNKNOWN_PERM] = "unknown permission bits",
-		[IOPF_GROUP_MIXED_SOURCE] = "device, PASID or group index differ within the group",
-	};
-	return (unsigned)d < _IOPF_GROUP_DEFECT_MAX ? names[d] : "unknown defect";
-}
+static const char *const iopf_group_defect_table[_IOPF_GROUP_DEFECT_MAX] = {
+	[IOPF_GROUP_OK] = "ok",
+	[IOPF_GROUP_RESERVED] = "reserved field not zero",
+	[IOPF_GROUP_UNKNOWN_FLAGS] = "unknown flag bits",
+	[IOPF_GROUP_UNKNOWN_PERM] = "unknown permission bits",
+	[IOPF_GROUP_MIXED_SOURCE] = "device, PASID or group index differ within the group",
+};
 
-const char *iopf_batch_error_str(enum iopf_batch_error e) {
-	static const char *const names[_IOPF_BATCH_ERROR_MAX] = {
-		[IOPF_BATCH_OK] = "ok",
-		[IOPF_BATCH_PARTIAL_RECORD] = "buffer ends inside a record",
-		[IOPF_BATCH_PARTIAL_GROUP] = "buffer ends inside a group (no LAST_PAGE)",
-		[IOPF_BATCH_MIXED_COOKIE] = "records of one group carry different cookies",
-		[IOPF_BATCH_GROUP_TOO_LONG] = "group longer than the limit",
-	};
-	return (unsigned)e < _IOPF_BATCH_ERROR_MAX ? names[e] : "unknown error";
-}
+DEFINE_STRING_TABLE_LOOKUP_TO_STRING(iopf_group_defect, enum iopf_group_defect)
+
+static const char *const iopf_batch_error_table[_IOPF_BATCH_ERROR_MAX] = {
+	[IOPF_BATCH_OK] = "ok",
+	[IOPF_BATCH_PARTIAL_RECORD] = "buffer ends inside a record",
+	[IOPF_BATCH_PARTIAL_GROUP] = "buffer ends inside a group (no LAST_PAGE)",
+	[IOPF_BATCH_MIXED_COOKIE] = "records of one group carry different cookies",
+	[IOPF_BATCH_GROUP_TOO_LONG] = "group longer than the limit",
+};
+
+DEFINE_STRING_TABLE_LOOKUP_TO_STRING(iopf_batch_error, enum iopf_batch_error)

@@ -68,5 +68,6 @@ struct iopf_batch {
 int iopf_batch_parse(const void *buf, size_t len, uint32_t max_group_faults,
                      struct iopf_group *groups, size_t max_groups, struct iopf_batch *out);
 
-const char *iopf_group_defect_str(enum iopf_group_defect d);
-const char *iopf_batch_error_str(enum iopf_batch_error e);
+/* What a defect or an error is, in words (NULL when out of range). */
+const char *iopf_group_defect_to_string(enum iopf_group_defect d);
+const char *iopf_batch_error_to_string(enum iopf_batch_error e);

@@ -57,24 +57,6 @@ static void binding_free_rcu(struct rcu_head *h) {
 	free(caa_container_of(h, struct iopf_binding, rcu));
 }
 
-void iopf_bindings_free(struct iopf_bindings *b) {
-	if (!b)
-		return;
-	struct cds_lfht_iter it;
-	struct cds_lfht_node *node;
-	iopf_rcu_online();
-	iopf_rcu_read_lock();
-	cds_lfht_for_each(b->ht, &it, node) {
-		if (cds_lfht_del(b->ht, node) == 0)
-			iopf_rcu_call(&caa_container_of(node, struct iopf_binding, node)->rcu, binding_free_rcu);
-	}
-	iopf_rcu_read_unlock();
-	iopf_rcu_offline();
-	/* Removed nodes are freed by call_rcu; the table itself may go now. */
-	cds_lfht_destroy(b->ht, NULL);
-	free(b);
-}
-
 int iopf_bindings_add(struct iopf_bindings *b, const struct iopf_binding_key *k, struct iopf_space *s) {
 	struct iopf_binding *n = calloc(1, sizeof(*n));
 	if (!n)
@@ -116,26 +98,43 @@ int iopf_bindings_remove(struct iopf_bindings *b, const struct iopf_binding_key 
 	return r;
 }
 
-static size_t remove_where(struct iopf_bindings *b, int (*pred)(const struct iopf_binding *, const void *),
-                           const void *arg) {
+/* Calls fn for every binding (stopping when it returns non-zero), inside
+ * one read-side section: the control thread's walk of the table. */
+void iopf_bindings_foreach(struct iopf_bindings *b, int (*fn)(const struct iopf_binding *, void *), void *ud) {
 	struct cds_lfht_iter it;
 	struct cds_lfht_node *node;
-	size_t n = 0;
 	iopf_rcu_online();
 	iopf_rcu_read_lock();
 	cds_lfht_for_each(b->ht, &it, node) {
-		struct iopf_binding *bd = caa_container_of(node, struct iopf_binding, node);
-		if (pred(bd, arg) && cds_lfht_del(b->ht, node) == 0) {
-			iopf_rcu_call(&bd->rcu, binding_free_rcu);
-			n++;
-		}
+		if (fn(caa_container_of(node, struct iopf_binding, node), ud))
+			break;
 	}
 	iopf_rcu_read_unlock();
 	iopf_rcu_offline();
-	b->count -= n;
-	if (n)
-		bump(b);
-	return n;
+}
+
+struct where {
+	struct iopf_bindings *b;
+	int (*pred)(const struct iopf_binding *, const void *);
+	const void *arg;
+	size_t n;
+};
+
+static int count_one(const struct iopf_binding *bd, void *ud) {
+	struct where *w = ud;
+	w->n += w->pred(bd, w->arg) != 0;
+	return 0;
+}
+
+/* Deleting while walking is what cds_lfht allows inside the section. */
+static int remove_one(const struct iopf_binding *bd, void *ud) {
+	struct where *w = ud;
+	struct iopf_binding *n = (struct iopf_binding *)bd;
+	if (w->pred(bd, w->arg) && cds_lfht_del(w->b->ht, &n->node) == 0) {
+		iopf_rcu_call(&n->rcu, binding_free_rcu);
+		w->n++;
+	}
+	return 0;
 }
 
 static int is_queue(const struct iopf_binding *bd, const void *arg) {
@@ -146,26 +145,42 @@ static int is_space(const struct iopf_binding *bd, const void *arg) {
 	return bd->space == arg;
 }
 
+static size_t remove_where(struct iopf_bindings *b, int (*pred)(const struct iopf_binding *, const void *),
+                           const void *arg) {
+	struct where w = {.b = b, .pred = pred, .arg = arg};
+	iopf_bindings_foreach(b, remove_one, &w);
+	b->count -= w.n;
+	if (w.n)
+		bump(b);
+	return w.n;
+}
+
+static size_t count_where(struct iopf_bindings *b, int (*pred)(const struct iopf_binding *, const void *),
+                          const void *arg) {
+	struct where w = {.b = b, .pred = pred, .arg = arg};
+	iopf_bindings_foreach(b, count_one, &w);
+	return w.n;
+}
+
+static int is_any(const struct iopf_binding *bd, const void *arg) {
+	return 1;
+}
+
+void iopf_bindings_free(struct iopf_bindings *b) {
+	if (!b)
+		return;
+	remove_where(b, is_any, NULL);
+	/* Removed nodes are freed by call_rcu; the table itself may go now. */
+	cds_lfht_destroy(b->ht, NULL);
+	free(b);
+}
+
 size_t iopf_bindings_remove_queue(struct iopf_bindings *b, uint32_t queue_id) {
 	return remove_where(b, is_queue, &queue_id);
 }
 
 size_t iopf_bindings_remove_space(struct iopf_bindings *b, const struct iopf_space *s) {
 	return remove_where(b, is_space, s);
-}
-
-static size_t count_where(struct iopf_bindings *b, int (*pred)(const struct iopf_binding *, const void *),
-                          const void *arg) {
-	struct cds_lfht_iter it;
-	struct cds_lfht_node *node;
-	size_t n = 0;
-	iopf_rcu_online();
-	iopf_rcu_read_lock();
-	cds_lfht_for_each(b->ht, &it, node)
-		n += pred(caa_container_of(node, struct iopf_binding, node), arg) != 0;
-	iopf_rcu_read_unlock();
-	iopf_rcu_offline();
-	return n;
 }
 
 size_t iopf_bindings_count_queue(struct iopf_bindings *b, uint32_t queue_id) {
@@ -178,19 +193,6 @@ size_t iopf_bindings_count_space(struct iopf_bindings *b, const struct iopf_spac
 
 size_t iopf_bindings_count(struct iopf_bindings *b) {
 	return b->count;
-}
-
-void iopf_bindings_foreach(struct iopf_bindings *b, int (*fn)(const struct iopf_binding *, void *), void *ud) {
-	struct cds_lfht_iter it;
-	struct cds_lfht_node *node;
-	iopf_rcu_online();
-	iopf_rcu_read_lock();
-	cds_lfht_for_each(b->ht, &it, node) {
-		if (fn(caa_container_of(node, struct iopf_binding, node), ud))
-			break;
-	}
-	iopf_rcu_read_unlock();
-	iopf_rcu_offline();
 }
 
 struct iopf_space *iopf_bindings_lookup(struct iopf_bindings *b, const struct iopf_binding_key *k) {
