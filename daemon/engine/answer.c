@@ -46,7 +46,10 @@ enum iopf_queue_close iopf_answer_batch(struct iopf_answerer *a, struct iopf_que
                                         uint8_t *buf, size_t len, uint64_t t_read, size_t *answered) {
 	struct iopf_batch b;
 	enum iopf_queue_close why = IOPF_QUEUE_OPEN;
-	int pr = iopf_batch_parse(buf, len, a->max_group_faults, a->groups, a->max_groups, &b);
+	/* The group limit is for streams, whose groups we delimit: the kernel
+	 * hands over whole groups only, however long. */
+	uint32_t longest = q->ops->stream ? a->max_group_faults : (uint32_t)a->max_groups;
+	int pr = iopf_batch_parse(buf, len, longest, a->groups, a->max_groups, &b);
 	if (pr < 0) {
 		/* Mixed cookies or an endless group: the stream cannot be
 		 * resynchronized. Answer what came before, then drop it. */

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The kernel fault queue. read() returns whole groups only; the size asked
- * for must be a multiple of the record size (ESPIPE otherwise) and a first
- * group that does not fit gives EINVAL. An empty queue reads as 0: that is
- * not end of file, the queue lives as long as the fd. write() takes an array
+ * for must be a multiple of the record size (ESPIPE otherwise). A first
+ * group that does not fit gives EINVAL on kernels with the 2026 stable fix
+ * and 0 on 6.12 and 6.13, the same as an empty queue: the engine's read
+ * holds 1,638 records, more than any group it accepts. An empty queue reads
+ * as 0: that is not end of file, the queue lives as long as the fd. write() takes an array
  * of responses, handles them in order and stops at the first bad one
  * (unknown cookie or code): it returns the bytes accepted before it, or
  * EINVAL when the very first was bad.

@@ -788,6 +788,27 @@ Test(inject, kernel_write_fails) {
 	}
 }
 
+/* The kernel hands over whole groups only: one longer than a relay may
+ * send (over max_group_faults records) is answered, not taken for a stream
+ * that lost its place. */
+Test(inject, a_long_kernel_group_is_answered) {
+	struct iopf_space *s = none_space(1);
+	bind_dev(1, 7, s);
+	struct iopf_queue *q = kernel_queue(1);
+	kq_push(0, 7, 0, 600);
+	for (int i = 0; i < 500 && kq_answered() < 1; i++)
+		usleep(10000);
+	cr_assert_eq(kq_answered(), 1);
+	cr_assert_eq(closed_reason(1), 0, "the queue was dropped");
+	struct iopf_counters c;
+	iopf_engine_counters(engine, &c);
+	cr_assert_eq(c.protocol_errors, 0);
+	cr_assert_eq(c.success, 1);
+	cr_assert_eq(c.faults, 600);
+	drop_queue(q);
+	drop_space(s);
+}
+
 /* --- a worker out of memory ---------------------------------------------------------------- */
 
 /*
