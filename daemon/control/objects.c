@@ -4,7 +4,10 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <linux/kcmp.h>
 
 #include "engine/bindings.h"
 #include "engine/engine.h"
@@ -29,14 +32,23 @@ struct object *object_find(struct manager *m, enum object_type type, uint64_t id
 	return NULL;
 }
 
-struct object *object_find_relay(struct manager *m, int fd) {
-	struct stat a, b;
-	if (fstat(fd, &a) < 0)
-		return NULL;
+/* Whether two fds of this process are the same open file. kcmp() tells;
+ * without it a socket still has an inode of its own, but every fault queue
+ * shares the one anon inode, so those cannot be told apart. */
+static bool same_file(int a, int b) {
+	pid_t self = getpid();
+	long r = syscall(SYS_kcmp, self, self, KCMP_FILE, a, b);
+	if (r >= 0)
+		return r == 0;
+	struct stat x, y;
+	return fstat(a, &x) == 0 && fstat(b, &y) == 0 && S_ISSOCK(x.st_mode) && x.st_dev == y.st_dev &&
+	       x.st_ino == y.st_ino;
+}
+
+struct object *object_find_queue_file(struct manager *m, int fd) {
 	struct object *o;
 	objects_foreach(o, m, OBJECT_QUEUE)
-		if (iopf_queue_kind(o->q) == IOPF_TRANSPORT_RELAY && iopf_queue_fd(o->q) >= 0 &&
-		    fstat(iopf_queue_fd(o->q), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+		if (iopf_queue_fd(o->q) >= 0 && same_file(fd, iopf_queue_fd(o->q)))
 			return o;
 	return NULL;
 }

@@ -80,8 +80,9 @@ int object_add_space(struct manager *m, struct iopf_space *s, const struct objec
 void object_destroy(struct object *o, enum object_end how, struct iopf_queue_stats *final);
 
 struct object *object_find(struct manager *m, enum object_type type, uint64_t id);
-/* The queue whose socket is fd's (each socket has an inode of its own). */
-struct object *object_find_relay(struct manager *m, int fd);
+/* The queue whose fd is the same open file as fd (a dup of it, or the fd
+ * passed again): two readers would split one queue between them. */
+struct object *object_find_queue_file(struct manager *m, int fd);
 
 /* A persistent space's region was added or removed: its memfd kept in the
  * store (or dropped), the state saved, the uid charged. */

@@ -39,9 +39,10 @@ static const char *queue_fd_refusal(struct manager *m, int fd, int kind, int wan
 		return "cannot be examined";
 	if (want >= 0 && kind != want)
 		return want == IOPF_TRANSPORT_RELAY ? "not a relay socket" : "not an iommufd fault queue";
-	if (kind == IOPF_TRANSPORT_RELAY && object_find_relay(m, fd))
-		/* Two readers would split one stream between them. */
-		return "this socket is registered already";
+	if (object_find_queue_file(m, fd))
+		/* Two readers would split one queue between them. */
+		return kind == IOPF_TRANSPORT_RELAY ? "this socket is registered already"
+		                                    : "this fault queue is registered already";
 	return NULL;
 }
 

@@ -387,6 +387,22 @@ static void paging_demand(void) {
 static void refusals(void) {
 	struct setup s = {0};
 	setup_one(&s, 256, 1 << 20, PG, ACC_R);
+	/* The same fault queue twice (or a dup of it): two readers would split
+	 * it. Another fault queue is another file, though all share one anon
+	 * inode. */
+	uint32_t again;
+	int copy = fcntl(s.fault_fd, F_DUPFD_CLOEXEC, 3);
+	CHECK(iopfc_register_queue(s.v, s.fault_fd, "iommufd", NULL, &again, &err) == -EREMOTEIO &&
+	      !strcmp(err, "io.iopfd.BadFileDescriptor"), "the same fault queue was registered twice");
+	CHECK(iopfc_register_queue(s.v, copy, "iommufd", NULL, &again, &err) == -EREMOTEIO &&
+	      !strcmp(err, "io.iopfd.BadFileDescriptor"), "a dup of a registered fault queue was registered");
+	close(copy);
+	uint32_t other_id;
+	int other_fd;
+	fault_alloc(&other_id, &other_fd);
+	OK(iopfc_register_queue(s.v, other_fd, "iommufd", NULL, &again, &err));
+	OK(iopfc_unregister_queue(s.v, again, &err));
+	close(other_fd);
 	/* A second device on the same queue that nobody binds. */
 	struct mockdev stranger = mock_device(s.dev.ioas, s.fault_id);
 	/* And the first device's requests with a PASID: bound only without. */
