@@ -132,12 +132,19 @@ struct bind_args {
 	uint64_t space;
 };
 
+/* A call naming a binding: its caller, its queue, its key. */
+struct binding_call {
+	struct bind_args a;
+	struct client *c;
+	struct object *queue;
+	struct iopf_binding_key key;
+	struct iopf_bindings *table;
+};
+
 /* Bind and Unbind name a binding the same way; Bind adds the space. The
  * interface makes `space` mandatory for Bind and refuses it for Unbind
- * before either is called. Returns 1 with the queue in *qo, or as
- * vl_begin(). */
-static int binding_args(sd_varlink *link, sd_json_variant *p, struct bind_args *a, struct client **c,
-                        struct object **qo) {
+ * before either is called. Returns 1 to go on, or as vl_begin(). */
+static int binding_call(sd_varlink *link, sd_json_variant *p, struct binding_call *b) {
 	static const sd_json_dispatch_field table[] = {
 		{"queue", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint64, offsetof(struct bind_args, queue), SD_JSON_MANDATORY},
 		{"device", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint32, offsetof(struct bind_args, device), SD_JSON_MANDATORY},
@@ -145,50 +152,48 @@ static int binding_args(sd_varlink *link, sd_json_variant *p, struct bind_args *
 		{"space", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint64, offsetof(struct bind_args, space), 0},
 		{},
 	};
-	*a = (struct bind_args){.pasid = IOPF_PASID_NONE};
-	int r = vl_begin(link, p, table, a, c);
+	*b = (struct binding_call){.a = {.pasid = IOPF_PASID_NONE}};
+	int r = vl_begin(link, p, table, &b->a, &b->c);
 	if (r <= 0)
 		return r;
-	*qo = vl_touch(link, *c, OBJECT_QUEUE, a->queue);
-	return !!*qo;
+	b->queue = vl_touch(link, b->c, OBJECT_QUEUE, b->a.queue);
+	if (!b->queue)
+		return 0;
+	b->key = (struct iopf_binding_key){.queue_id = (uint32_t)b->queue->id, .dev_id = b->a.device, .pasid = b->a.pasid};
+	b->table = iopf_engine_bindings(b->c->m->engine);
+	return 1;
 }
 
 static int method_bind(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct bind_args a;
-	struct client *c;
-	struct object *qo;
-	int r = binding_args(link, p, &a, &c, &qo);
+	struct binding_call b;
+	int r = binding_call(link, p, &b);
 	if (r <= 0)
 		return r;
-	struct object *so = vl_touch(link, c, OBJECT_SPACE, a.space);
+	struct object *so = vl_touch(link, b.c, OBJECT_SPACE, b.a.space);
 	if (!so)
 		return 0;
-	struct iopf_binding_key k = {.queue_id = (uint32_t)qo->id, .dev_id = a.device, .pasid = a.pasid};
-	r = iopf_bindings_add(iopf_engine_bindings(c->m->engine), &k, so->s);
+	r = iopf_bindings_add(b.table, &b.key, so->s);
 	if (r == -EEXIST)
-		return vl_error(link, c->m, VL_BINDING_EXISTS);
+		return vl_error(link, b.c->m, VL_BINDING_EXISTS);
 	if (r < 0)
 		return r;
-	if (qo->persistent && so->persistent)
-		manager_state_changed(c->m);
+	if (b.queue->persistent && so->persistent)
+		manager_state_changed(b.c->m);
 	return sd_varlink_reply(link, NULL);
 }
 
 static int method_unbind(sd_varlink *link, sd_json_variant *p, sd_varlink_method_flags_t f, void *ud) {
-	struct bind_args a;
-	struct client *c;
-	struct object *qo;
-	int r = binding_args(link, p, &a, &c, &qo);
+	struct binding_call b;
+	int r = binding_call(link, p, &b);
 	if (r <= 0)
 		return r;
-	struct iopf_binding_key k = {.queue_id = (uint32_t)qo->id, .dev_id = a.device, .pasid = a.pasid};
-	r = iopf_bindings_remove(iopf_engine_bindings(c->m->engine), &k);
+	r = iopf_bindings_remove(b.table, &b.key);
 	if (r == -ENOENT)
-		return vl_error(link, c->m, VL_NO_SUCH_BINDING);
+		return vl_error(link, b.c->m, VL_NO_SUCH_BINDING);
 	if (r < 0)
 		return r;
-	if (qo->persistent)
-		manager_state_changed(c->m);
+	if (b.queue->persistent)
+		manager_state_changed(b.c->m);
 	return sd_varlink_reply(link, NULL);
 }
 
