@@ -269,14 +269,17 @@ static void answer_journal(struct manager *m, struct restored_queue *rq, size_t 
 	r->n_pending = 0;
 }
 
-static void restore_objects(struct manager *m, const struct state *st) {
+/* Spaces, queues and bindings as the state names them, then every group
+ * the journal holds answered through them. The queues stay here: the
+ * workers have them only once the journal is formatted for this run. */
+static struct restored_queue *restore_objects(struct manager *m, const struct state *st, size_t *ret_n) {
 	struct restart *r = &m->restart;
 	m->next_id[OBJECT_QUEUE] = st->next_queue_id;
 	m->next_id[OBJECT_SPACE] = st->next_space_id;
 	for (size_t i = 0; i < st->n_spaces; i++)
 		restore_space(m, &st->spaces[i]);
 
-	_cleanup_free_ struct restored_queue *rq = calloc(st->n_queues + 1, sizeof(*rq));
+	struct restored_queue *rq = calloc(st->n_queues + 1, sizeof(*rq));
 	size_t n = 0;
 	for (size_t i = 0; rq && i < st->n_queues; i++) {
 		const struct state_queue *q = &st->queues[i];
@@ -297,8 +300,14 @@ static void restore_objects(struct manager *m, const struct state *st) {
 
 	test_hook_before_recovery(m);
 	answer_journal(m, rq, n);
+	*ret_n = n;
+	return rq;
+}
 
-	/* Now the workers may have them. */
+/* Now the workers may have them: each puts a restored partial group into
+ * its own, freshly formatted, carry slots. */
+static void hand_queues(struct manager *m, struct restored_queue *rq, size_t n) {
+	struct restart *r = &m->restart;
 	for (size_t i = 0; i < n; i++) {
 		const struct state_queue *q = rq[i].st;
 		if (rq[i].broken) {
@@ -324,20 +333,31 @@ int restart_restore(struct manager *m) {
 	int e = states_take(m, &st);
 	if (e < 0)
 		return e;
+	_cleanup_free_ struct restored_queue *rq = NULL;
+	size_t n = 0;
 	if (st.generation)
-		restore_objects(m, &st);
+		rq = restore_objects(m, &st, &n);
 	else
 		answer_journal(m, NULL, 0); /* nothing came back to answer through */
-	state_done(&st);
 
-	/* What the journal held is answered: from here on it is this run's. */
+	/* What the journal held is answered: from here on it is this run's.
+	 * Formatted before any worker has a queue, since the format resets
+	 * the workers' batch and carry slots. A partial group restored into a
+	 * queue is in memory only from here until its worker carries it:
+	 * a crash in that window loses that group alone. */
 	if (r->journal_deferred) {
 		r->journal_deferred = false;
 		struct iopf_journal_shape shape = r->journal.shape;
 		e = iopf_journal_format(r->journal_map, r->journal_size, &shape, &r->journal);
-		if (e < 0)
+		if (e < 0) {
+			for (size_t i = 0; i < n; i++)
+				iopf_queue_free(rq[i].q);
+			state_done(&st);
 			return log_error_errno(e, "Failed to format the journal: %m");
+		}
 	}
+	hand_queues(m, rq, n);
+	state_done(&st);
 	fdstore_release_rest(&r->passed);
 	if (r->restored_objects)
 		log_info("restored %lu persistent objects", (unsigned long)r->restored_objects);
