@@ -1113,11 +1113,12 @@ static void watchdog_restart(void) {
 	service_load_check(&l, "watchdog");
 }
 
-/* The instant journal.h describes, made wide: with the test hook armed
+/* The window docs/restart.md describes, made wide: with the test hook armed
  * (IOPFD_TEST_DIE_ANSWERING_ON_SIGUSR1 in the test's drop-in), the next
  * batch of the kernel queue turns its slot ANSWERING and the process is
  * killed before the write. The next iopfd dies too, before answering it
- * (IOPFD_TEST_DIE_IN_RECOVERY, once per journal); the one after must still
+ * (IOPFD_TEST_DIE_IN_RECOVERY, once: it leaves an fd in the store that says
+ * so); the one after must still
  * find the batch in the journal and answer it again. */
 static void kill_while_answering(void) {
 	struct service_load l = {0};
