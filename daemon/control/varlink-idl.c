@@ -14,7 +14,7 @@ static SD_VARLINK_DEFINE_ENUM_TYPE(
 
 static SD_VARLINK_DEFINE_ENUM_TYPE(
 	Backend,
-	SD_VARLINK_FIELD_COMMENT("Checks regions and permissions only; pins nothing."),
+	SD_VARLINK_FIELD_COMMENT("Checks regions and permissions only. It pins nothing, so it keeps no quota: pinned, pinnedPeak and evictions stay 0."),
 	SD_VARLINK_DEFINE_ENUM_VALUE(none),
 	SD_VARLINK_FIELD_COMMENT("Maps each region's memfd into the daemon and mlock()s faulted windows."),
 	SD_VARLINK_DEFINE_ENUM_VALUE(mlock),
@@ -184,7 +184,10 @@ static SD_VARLINK_DEFINE_METHOD(
 	CreateSpace,
 	SD_VARLINK_FIELD_COMMENT("How pages are pinned and mapped."),
 	SD_VARLINK_DEFINE_INPUT_BY_TYPE(backend, Backend, 0),
-	SD_VARLINK_FIELD_COMMENT("Bytes that may be pinned at once; least recently used windows are evicted beyond it."),
+	SD_VARLINK_FIELD_COMMENT("Bytes that may be pinned at once; least recently used windows are evicted beyond it. "
+	                         "A fault group is answered INVALID for quota only when it alone needs more pages than this: "
+	                         "groups that need more together, in one read or not, are answered one after another, with "
+	                         "pages evicted in between."),
 	SD_VARLINK_DEFINE_INPUT(quota, SD_VARLINK_INT, 0),
 	SD_VARLINK_FIELD_COMMENT("Tracking and mapping unit in bytes, a power of two (default 4096)."),
 	SD_VARLINK_DEFINE_INPUT(pageSize, SD_VARLINK_INT, SD_VARLINK_NULLABLE),

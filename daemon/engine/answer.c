@@ -42,6 +42,40 @@ static void count_group(struct iopf_queue *q, const struct iopf_group *g, uint32
 		IOPF_STAT_INC(q->st.invalid);
 }
 
+/* A batch being answered, in slices: the responses not written yet. */
+struct answering {
+	struct iopf_answerer *a;
+	struct iopf_queue *q;
+	struct iopf_jwriter *jw;
+	uint64_t t_read;
+	size_t n;        /* responses of the current slice */
+	size_t answered; /* responses written before it */
+	int wr;          /* the first write that failed: the queue cannot go on */
+};
+
+/* Write the current slice's answers, those of the groups that end before
+ * byte `end` of the batch. */
+static void answer_slice(struct answering *s, size_t end, bool last) {
+	struct iopf_queue *q = s->q;
+	if (s->jw)
+		iopf_jwriter_answering(s->jw, end);
+#if IOPFD_TEST_HOOKS
+	if (s->a->die_answering && !q->ops->stream)
+		kill(getpid(), SIGKILL); /* the window docs/restart.md describes, made wide */
+#endif
+	if (s->n && s->wr == 0)
+		s->wr = q->ops->respond(q, s->a->resp, s->n, s->a->c);
+	/* Whatever the peer did not take is journaled before the slice is done. */
+	if (!iopf_backlog_empty(q) || q->backlog.slot >= 0)
+		iopf_backlog_mirror(q, s->jw, s->a->c);
+	if (s->jw && !last)
+		iopf_jwriter_sliced(s->jw, end);
+	if (s->n && s->a->service)
+		iopf_hist_add_n(s->a->service, now_ns() - s->t_read, s->n);
+	s->answered += s->n;
+	s->n = 0;
+}
+
 enum iopf_queue_close iopf_answer_batch(struct iopf_answerer *a, struct iopf_queue *q, struct iopf_jwriter *jw,
                                         uint8_t *buf, size_t len, uint64_t t_read, size_t *answered) {
 	struct iopf_batch b;
@@ -69,10 +103,11 @@ enum iopf_queue_close iopf_answer_batch(struct iopf_answerer *a, struct iopf_que
 		why = IOPF_QUEUE_IO_ERROR;
 	}
 
+	struct answering s = {.a = a, .q = q, .jw = jw, .t_read = t_read};
+	uint64_t slice_t0 = a->slice_ns ? now_ns() : 0;
 	iopf_rcu_read_lock();
 	iopf_resolver_begin(&a->res);
 	iopf_resolver_use_cache(&a->res, &q->bcache);
-	size_t n = 0;
 	bool dup = false;
 	for (size_t i = 0; i < b.n_groups; i++) {
 		const struct iopf_group *g = &a->groups[i];
@@ -93,31 +128,34 @@ enum iopf_queue_close iopf_answer_batch(struct iopf_answerer *a, struct iopf_que
 			code = IOMMUFD_PAGE_RESP_INVALID;
 		} else {
 			code = iopf_resolve_group(&a->res, q->id, g);
+			if (code == IOPF_RESOLVE_AGAIN) {
+				/* The quota is full of what the groups before this
+				 * one hold: answer them, let their pages go, and try
+				 * again with room that eviction can make. */
+				answer_slice(&s, (size_t)((const uint8_t *)g->faults - buf), false);
+				iopf_resolver_release(&a->res);
+				code = iopf_resolve_group(&a->res, q->id, g);
+			}
 		}
 		count_group(q, g, code);
-		a->resp[n++] = (iopf_response){.cookie = g->cookie, .code = code};
+		a->resp[s.n++] = (iopf_response){.cookie = g->cookie, .code = code};
+		/* Slices: no group waits for a whole batch of maps. */
+		if ((a->slice_groups && s.n >= a->slice_groups) || (a->slice_ns && now_ns() - slice_t0 >= a->slice_ns)) {
+			answer_slice(&s, (size_t)((const uint8_t *)(g->faults + g->n_faults) - buf), false);
+			iopf_resolver_release(&a->res);
+			slice_t0 = a->slice_ns ? now_ns() : 0;
+		}
 	}
-	if (jw)
-		iopf_jwriter_answering(jw);
-#if IOPFD_TEST_HOOKS
-	if (a->die_answering && !q->ops->stream)
-		kill(getpid(), SIGKILL); /* the window docs/restart.md describes, made wide */
-#endif
-	int wr = n ? q->ops->respond(q, a->resp, n, a->c) : 0;
-	/* Whatever the peer did not take is journaled before the batch is done. */
-	if (!iopf_backlog_empty(q) || q->backlog.slot >= 0)
-		iopf_backlog_mirror(q, jw, a->c);
+	answer_slice(&s, b.consumed, true);
 	if (jw)
 		iopf_jwriter_answered(jw, len);
 	iopf_resolver_end(&a->res);
 	iopf_rcu_read_unlock();
-	if (n && a->service)
-		iopf_hist_add_n(a->service, now_ns() - t_read, n);
 
-	*answered = n;
+	*answered = s.answered;
 	if (dup)
 		why = IOPF_QUEUE_PROTOCOL;
-	if (wr < 0 && why == IOPF_QUEUE_OPEN)
-		why = wr == -EPIPE ? IOPF_QUEUE_HANGUP : IOPF_QUEUE_IO_ERROR;
+	if (s.wr < 0 && why == IOPF_QUEUE_OPEN)
+		why = s.wr == -EPIPE ? IOPF_QUEUE_HANGUP : IOPF_QUEUE_IO_ERROR;
 	return why;
 }

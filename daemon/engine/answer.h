@@ -23,6 +23,10 @@ struct iopf_answerer {
 	iopf_response *resp;
 	size_t max_groups;
 	uint32_t max_group_faults;
+	/* Answer in slices of this many groups, or of this much resolving
+	 * time, whichever comes first (0: a whole batch at once). */
+	unsigned slice_groups;
+	uint64_t slice_ns;
 #if IOPFD_TEST_HOOKS
 	bool die_answering; /* test hook: SIGKILL between ANSWERING and the write */
 #endif

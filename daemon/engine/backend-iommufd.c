@@ -122,6 +122,8 @@ static void iommufd_destroy(struct iopf_space *s) {
 }
 
 const struct iopf_backend_ops iopf_backend_iommufd = {
+	.pins = true,
+	.needs_memfd = true,
 	.init = iommufd_init,
 	.attach_region = iommufd_attach,
 	.detach_region = iommufd_detach,

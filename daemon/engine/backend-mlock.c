@@ -53,6 +53,8 @@ static void mlock_destroy(struct iopf_space *s) {
 }
 
 const struct iopf_backend_ops iopf_backend_mlock = {
+	.pins = true,
+	.needs_memfd = true,
 	.init = mlock_init,
 	.attach_region = mlock_attach,
 	.detach_region = mlock_detach,

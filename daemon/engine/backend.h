@@ -9,12 +9,19 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct iopf_space;
 struct iopf_region;
 
 struct iopf_backend_ops {
+	/* Whether it pins pages: a backend that does not (none) has no quota
+	 * to keep, nothing to evict and no pages to hold. */
+	bool pins;
+	/* Whether it touches the region's memory, which must then be a memfd:
+	 * none and simulated only keep books. */
+	bool needs_memfd;
 	/* Set up the backend's state in s->backend; fd (the iommufd, or -1)
 	 * is the backend's, also when this fails. */
 	int (*init)(struct iopf_space *s, int fd);
@@ -38,3 +45,4 @@ struct iopf_backend_ops {
 extern const struct iopf_backend_ops iopf_backend_none;
 extern const struct iopf_backend_ops iopf_backend_mlock;
 extern const struct iopf_backend_ops iopf_backend_iommufd;
+extern const struct iopf_backend_ops iopf_backend_simulated;

@@ -36,6 +36,11 @@ struct iopf_engine_config {
 	unsigned max_group_faults; /* longest group accepted; 0: the default */
 	unsigned leave_ms;         /* grace for a relay queue being taken back to get the
 	                            * rest of a half-read group and take its answers; 0: 200 */
+	/* Answer a batch in slices of this many groups, or of this much
+	 * resolving time, whichever comes first, so that the first groups of a
+	 * long batch do not wait for the maps of the last (0: whole batches). */
+	unsigned slice_groups;
+	uint64_t slice_ns;
 	/* Called on the worker's thread when a worker lets go of a queue by
 	 * itself (hang-up, protocol error, I/O error). The queue stays
 	 * allocated: the control side still calls iopf_engine_remove_queue(). */

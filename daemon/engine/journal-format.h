@@ -13,14 +13,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "iopf_abi.h"
 #include "journal.h"
 
 #define IOPF_JOURNAL_MAGIC "iopfdjn2"
 
 enum iopf_jslot_state {
 	IOPF_JSLOT_EMPTY = 0,
-	IOPF_JSLOT_READ = 1,      /* data[0..len) was read from queue_id and is not answered */
-	IOPF_JSLOT_ANSWERING = 2, /* its responses are being written: answered for a restart */
+	IOPF_JSLOT_READ = 1,      /* data[0..len) was read from queue_id; what follows the
+	                           * answered records is not answered */
+	IOPF_JSLOT_ANSWERING = 2, /* a kernel queue's answers (of what follows the answered
+	                           * records) are being written; for a relay, the last slice's */
 	IOPF_JSLOT_READING = 3,   /* a read into data[len..) is in the kernel: the bytes
 	                           * it returned end where the poison begins */
 };
@@ -29,8 +32,12 @@ struct iopf_jslot {
 	uint32_t state; /* enum iopf_jslot_state, stored with release */
 	uint32_t queue_id;
 	uint32_t len;
-	uint32_t stream; /* the queue's transport splits records (relay) */
-	uint8_t data[];  /* slot_bytes; 64-byte aligned */
+	uint16_t stream;   /* the queue's transport splits records (relay) */
+	uint16_t answered; /* records at the start of data[] whose groups are
+	                    * answered (a batch answered in slices); 0 in
+	                    * journals written before slices, where this half of
+	                    * the word was the zero top of `stream` */
+	uint8_t data[];    /* slot_bytes; 64-byte aligned */
 };
 
 struct iopf_jcarry {
@@ -55,6 +62,9 @@ struct iopf_jheader {
  * where the poison starts. No kernel fault record is all 0xFF (its flags'
  * high bits are zero). */
 #define IOPF_JOURNAL_POISON 0xFF
+
+/* A slot's records are counted in 16 bits (answered). */
+#define IOPF_JOURNAL_SLOT_MAX (UINT16_MAX * IOPF_RECORD_SIZE)
 
 struct iopf_jslot *iopf_journal_slot(const struct iopf_journal *j, unsigned worker);
 struct iopf_jcarry *iopf_journal_carry(const struct iopf_journal *j, unsigned worker, uint32_t i);

@@ -45,7 +45,7 @@ struct iopf_jcarry *iopf_journal_carry(const struct iopf_journal *j, unsigned wo
 
 int iopf_journal_format(void *base, size_t size, const struct iopf_journal_shape *sh, struct iopf_journal *out) {
 	size_t need = iopf_journal_size(sh);
-	if (!base || size < need || (uintptr_t)base % ALIGN)
+	if (!base || size < need || (uintptr_t)base % ALIGN || sh->slot_bytes > IOPF_JOURNAL_SLOT_MAX)
 		return -EINVAL;
 	/* Only the headers need clearing; data is meaningful only under a
 	 * READ state or a non-zero carry owner. */
@@ -77,7 +77,7 @@ int iopf_journal_open(void *base, size_t size, struct iopf_journal *out) {
 		return -EBADMSG;
 	/* Bounds first, so that the size computed below cannot wrap: the
 	 * header comes from a memfd that outlived whoever wrote it. */
-	if (h->slot_bytes == 0 || h->slot_bytes > (1u << 24) || h->carry_slots > (1u << 16) ||
+	if (h->slot_bytes == 0 || h->slot_bytes > IOPF_JOURNAL_SLOT_MAX || h->carry_slots > (1u << 16) ||
 	    h->carry_bytes > (1u << 24) || h->workers == 0 || h->workers > 1024)
 		return -EBADMSG;
 	struct iopf_journal_shape sh = {.workers = h->workers, .slot_bytes = h->slot_bytes,
@@ -115,6 +115,7 @@ void iopf_jwriter_reading(struct iopf_jwriter *w, uint32_t queue_id, size_t have
 	w->slot->queue_id = queue_id;
 	w->slot->len = (uint32_t)have;
 	w->slot->stream = stream;
+	w->slot->answered = 0;
 	__atomic_store_n(&w->slot->state, IOPF_JSLOT_READING, __ATOMIC_RELEASE);
 }
 
@@ -123,10 +124,26 @@ void iopf_jwriter_read(struct iopf_jwriter *w, size_t len) {
 	__atomic_store_n(&w->slot->state, IOPF_JSLOT_READ, __ATOMIC_RELEASE);
 }
 
-/* ANSWERING before the write: a SIGKILL landing while the write is in the
- * kernel lets the write finish. */
-void iopf_jwriter_answering(struct iopf_jwriter *w) {
+/*
+ * Before answers are written. A SIGKILL landing while the write is in the
+ * kernel lets the write finish, and then the thread dies. A kernel queue
+ * can tell an answer it took from one it still needs: the slot turns
+ * ANSWERING, and a restart answers what follows the answered records
+ * again. A relay peer cannot tell a second answer from a first: the slice
+ * counts as answered now (the last one by turning ANSWERING), and a kill
+ * before the write loses it (docs/restart.md lists that window).
+ */
+void iopf_jwriter_answering(struct iopf_jwriter *w, size_t end) {
+	if (w->slot->stream && end < w->slot->len) {
+		__atomic_store_n(&w->slot->answered, (uint16_t)(end / IOPF_RECORD_SIZE), __ATOMIC_RELEASE);
+		return;
+	}
 	__atomic_store_n(&w->slot->state, IOPF_JSLOT_ANSWERING, __ATOMIC_RELEASE);
+}
+
+void iopf_jwriter_sliced(struct iopf_jwriter *w, size_t end) {
+	__atomic_store_n(&w->slot->answered, (uint16_t)(end / IOPF_RECORD_SIZE), __ATOMIC_RELEASE);
+	__atomic_store_n(&w->slot->state, IOPF_JSLOT_READ, __ATOMIC_RELEASE);
 }
 
 /* Empty, and poison again for the next read. */
@@ -204,7 +221,7 @@ static int entry_add(struct entries *es, uint32_t queue_id, enum iopf_journal_en
 static int collect_worker(const struct iopf_journal *j, unsigned w, bool live, struct entries *es) {
 	struct iopf_jslot *s = iopf_journal_slot(j, w);
 	uint32_t state = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
-	size_t len = s->len;
+	size_t len = s->len, done = (size_t)s->answered * IOPF_RECORD_SIZE;
 	/* Killed in (or right after) a read: its bytes end where the poison
 	 * begins. A kernel queue returns whole records. */
 	if (state == IOPF_JSLOT_READING)
@@ -213,11 +230,14 @@ static int collect_worker(const struct iopf_journal *j, unsigned w, bool live, s
 	 * is unknown, and the kernel can tell. A relay peer could not tell a
 	 * second answer from a first, so there ANSWERING counts as answered. */
 	bool reanswer = state == IOPF_JSLOT_ANSWERING && !s->stream;
-	bool batch = (state == IOPF_JSLOT_READ || state == IOPF_JSLOT_READING || reanswer) && len > 0 &&
+	/* A batch answered in slices: what follows the answered records. */
+	if (state == IOPF_JSLOT_READING || done > len)
+		done = 0;
+	bool batch = (state == IOPF_JSLOT_READ || state == IOPF_JSLOT_READING || reanswer) && len > done &&
 	             len <= j->shape.slot_bytes;
 	if (batch) {
-		int r = entry_add(es, s->queue_id, reanswer ? IOPF_JOURNAL_REANSWER : IOPF_JOURNAL_BATCH, s->data, len,
-		                  live ? &s->state : NULL);
+		int r = entry_add(es, s->queue_id, reanswer ? IOPF_JOURNAL_REANSWER : IOPF_JOURNAL_BATCH, s->data + done,
+		                  len - done, live ? &s->state : NULL);
 		if (r < 0)
 			return r;
 	}

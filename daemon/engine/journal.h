@@ -55,8 +55,11 @@ uint8_t *iopf_jwriter_buffer(const struct iopf_jwriter *w);
 void iopf_jwriter_reading(struct iopf_jwriter *w, uint32_t queue_id, size_t have, bool stream);
 /* The buffer's first len bytes are read and not yet answered. */
 void iopf_jwriter_read(struct iopf_jwriter *w, size_t len);
-/* Their answers are about to be written. */
-void iopf_jwriter_answering(struct iopf_jwriter *w);
+/* The answers of the groups up to byte `end` of the buffer are about to
+ * be written (a slice of the batch, or all of it when end is its length). */
+void iopf_jwriter_answering(struct iopf_jwriter *w, size_t end);
+/* They were written, and the batch goes on past `end`. */
+void iopf_jwriter_sliced(struct iopf_jwriter *w, size_t end);
 /* Done with the first len bytes: nothing of them is owed any more. */
 void iopf_jwriter_answered(struct iopf_jwriter *w, size_t len);
 

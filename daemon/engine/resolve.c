@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 
 #include "bindings.h"
+#include "shared/time-util.h"
 #include "resolve.h"
 
 struct iopf_dedup_slot {
@@ -26,7 +28,7 @@ static size_t pow2_at_least(size_t n) {
 
 int iopf_resolver_init(struct iopf_resolver *r, struct iopf_bindings *b, size_t max_faults,
                        struct iopf_counters *c) {
-	*r = (struct iopf_resolver){.bindings = b, .c = c, .gen = 1};
+	*r = (struct iopf_resolver){.bindings = b, .c = c, .gen = 1, .cookie_gen = 1};
 	r->cap_holds = max_faults;
 	r->holds = malloc(max_faults * sizeof(*r->holds));
 	/* Tables at most half full, so probes stay short. */
@@ -53,6 +55,7 @@ void iopf_resolver_fini(struct iopf_resolver *r) {
 
 void iopf_resolver_begin(struct iopf_resolver *r) {
 	r->gen++;
+	r->cookie_gen++;
 	r->n_holds = 0;
 	r->own.gen = 0;
 	r->cache = &r->own;
@@ -63,10 +66,19 @@ void iopf_resolver_use_cache(struct iopf_resolver *r, struct iopf_binding_cache 
 	r->cache = cache;
 }
 
-void iopf_resolver_end(struct iopf_resolver *r) {
-	for (size_t i = 0; i < r->n_holds; i++)
+static void release_from(struct iopf_resolver *r, size_t first) {
+	for (size_t i = first; i < r->n_holds; i++)
 		iopf_page_release(&r->holds[i]);
-	r->n_holds = 0;
+	r->n_holds = first;
+}
+
+void iopf_resolver_release(struct iopf_resolver *r) {
+	release_from(r, 0);
+	r->gen++; /* what was held is not known to be mapped any more */
+}
+
+void iopf_resolver_end(struct iopf_resolver *r) {
+	release_from(r, 0);
 }
 
 static uint64_t mix(uint64_t x) {
@@ -79,8 +91,8 @@ static uint64_t mix(uint64_t x) {
 bool iopf_resolver_claim_cookie(struct iopf_resolver *r, uint32_t cookie) {
 	for (size_t i = mix(cookie) & r->cookie_mask;; i = (i + 1) & r->cookie_mask) {
 		struct iopf_cookie_slot *s = &r->cookies[i];
-		if (s->gen != r->gen) {
-			s->gen = r->gen;
+		if (s->gen != r->cookie_gen) {
+			s->gen = r->cookie_gen;
 			s->cookie = cookie;
 			return true;
 		}
@@ -125,13 +137,9 @@ static struct iopf_space *lookup(struct iopf_resolver *r, uint32_t queue_id, con
 	return s;
 }
 
-static uint32_t resolve(struct iopf_resolver *r, uint32_t queue_id, const struct iopf_group *g) {
-	if (g->defect != IOPF_GROUP_OK)
-		return invalid(r, IOPF_INVALID_DEFECT);
-	struct iopf_space *s = lookup(r, queue_id, g);
-	if (!s)
-		return invalid(r, IOPF_INVALID_NO_BINDING);
-
+/* Hold every page of the group, mapping those that are not: IOPF_SERVED,
+ * or why not. */
+static enum iopf_verdict hold_pages(struct iopf_resolver *r, struct iopf_space *s, const struct iopf_group *g) {
 	uint64_t page_mask = ~((uint64_t)s->cfg.page_size - 1);
 	for (uint32_t i = 0; i < g->n_faults; i++) {
 		const iopf_record *f = &g->faults[i];
@@ -144,17 +152,59 @@ static uint32_t resolve(struct iopf_resolver *r, uint32_t queue_id, const struct
 			 * permission may differ. */
 			IOPF_STAT_INC(r->c->dedup_hits);
 			if (perm & ~slot->region->perm)
-				return invalid(r, IOPF_INVALID_PERM);
+				return IOPF_INVALID_PERM;
 			continue;
 		}
 		if (r->n_holds == r->cap_holds)
-			return invalid(r, IOPF_INVALID_QUOTA); /* cannot happen: sized for a full batch */
+			return IOPF_INVALID_QUOTA; /* cannot happen: sized for a full batch */
 		struct iopf_page_ref *ref = &r->holds[r->n_holds];
 		enum iopf_verdict v = iopf_space_fault(s, addr, perm, f->length, ref);
 		if (v != IOPF_SERVED)
-			return invalid(r, v);
-		r->n_holds++;
+			return v;
+		if (ref->page != IOPF_PAGE_NOT_HELD)
+			r->n_holds++;
 		*slot = (struct iopf_dedup_slot){.gen = r->gen, .space = s, .page_addr = addr, .region = ref->region};
+	}
+	return IOPF_SERVED;
+}
+
+/* How long a group that fits the quota waits while other workers' batches
+ * hold the room. A hold lasts one batch's resolving and write: this is a
+ * wait of microseconds, unless the holder's thread is preempted, and a
+ * stall is better than failing the device's DMA. */
+#define QUOTA_WAIT_NS (100 * 1000 * 1000ull)
+
+static uint32_t resolve(struct iopf_resolver *r, uint32_t queue_id, const struct iopf_group *g) {
+	size_t first_hold = r->n_holds;
+	if (g->defect != IOPF_GROUP_OK)
+		return invalid(r, IOPF_INVALID_DEFECT);
+	struct iopf_space *s = lookup(r, queue_id, g);
+	if (!s)
+		return invalid(r, IOPF_INVALID_NO_BINDING);
+
+	uint64_t deadline = 0;
+	for (;;) {
+		enum iopf_verdict v = hold_pages(r, s, g);
+		if (v == IOPF_SERVED)
+			break;
+		if (v != IOPF_INVALID_QUOTA)
+			return invalid(r, v);
+		/* No room. A group is refused for quota only when it alone
+		 * needs more than the quota: first the room this batch holds
+		 * for groups not answered yet, then the room other workers'
+		 * batches hold, go. */
+		size_t own = r->n_holds - first_hold;
+		release_from(r, first_hold);
+		if (first_hold > 0)
+			return IOPF_RESOLVE_AGAIN;
+		r->gen++; /* its pages are not held any more */
+		if (!deadline)
+			deadline = now_ns() + QUOTA_WAIT_NS;
+		if ((own + 1) * s->cfg.page_size > s->cfg.quota || now_ns() > deadline) {
+			iopf_space_quota_refused(s);
+			return invalid(r, IOPF_INVALID_QUOTA);
+		}
+		sched_yield();
 	}
 	IOPF_STAT_INC(r->c->success);
 	return IOMMUFD_PAGE_RESP_SUCCESS;
@@ -162,6 +212,8 @@ static uint32_t resolve(struct iopf_resolver *r, uint32_t queue_id, const struct
 
 uint32_t iopf_resolve_group(struct iopf_resolver *r, uint32_t queue_id, const struct iopf_group *g) {
 	uint32_t code = resolve(r, queue_id, g);
+	if (code == IOPF_RESOLVE_AGAIN)
+		return code;
 	/* Counted once resolved, after its outcome: a reader that sees a
 	 * group counted sees how it ended. */
 	IOPF_STAT_ADD(r->c->faults, g->n_faults);

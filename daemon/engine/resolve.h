@@ -39,7 +39,8 @@ struct iopf_resolver {
 	/* Cookies seen in this batch, same scheme. */
 	struct iopf_cookie_slot *cookies;
 	size_t cookie_mask;
-	uint64_t gen;
+	uint64_t gen;        /* of the dedup entries: bumped when holds go */
+	uint64_t cookie_gen; /* of the cookie entries: bumped per batch */
 
 	/* The binding cache in use (the queue's, or one for this batch only),
 	 * and the table's generation when the batch began. */
@@ -60,6 +61,16 @@ void iopf_resolver_use_cache(struct iopf_resolver *r, struct iopf_binding_cache 
 /* False when the cookie was already seen in this batch (a relay protocol
  * error: the kernel never has two groups in flight with one cookie). */
 bool iopf_resolver_claim_cookie(struct iopf_resolver *r, uint32_t cookie);
-/* Resolve one group: IOMMUFD_PAGE_RESP_SUCCESS or _INVALID (counted). */
+/*
+ * Resolve one group: IOMMUFD_PAGE_RESP_SUCCESS or _INVALID (counted). When
+ * the quota has no room and this batch holds pages for groups resolved
+ * before it (not yet answered), it returns IOPF_RESOLVE_AGAIN instead,
+ * counting nothing and holding nothing for this group: answer those
+ * groups, let their pages go (iopf_resolver_release()), and resolve it
+ * again. A group is refused for quota only when it alone does not fit.
+ */
+#define IOPF_RESOLVE_AGAIN UINT32_MAX
 uint32_t iopf_resolve_group(struct iopf_resolver *r, uint32_t queue_id, const struct iopf_group *g);
+/* The pages held so far go (their groups are answered); the batch goes on. */
+void iopf_resolver_release(struct iopf_resolver *r);
 void iopf_resolver_end(struct iopf_resolver *r);

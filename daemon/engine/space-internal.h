@@ -80,8 +80,10 @@ struct iopf_space {
 /* A page a group holds while it is being resolved and answered. */
 struct iopf_page_ref {
 	struct iopf_region *region;
-	uint64_t page;
+	uint64_t page; /* IOPF_PAGE_NOT_HELD: served without a hold (nothing pinned) */
 };
+
+#define IOPF_PAGE_NOT_HELD UINT64_MAX
 
 /*
  * Fault path, inside an RCU read-side section. Makes the page at iova mapped
@@ -90,11 +92,14 @@ struct iopf_page_ref {
  * response has been written). length_hint is the record's length field.
  * Returns IOPF_SERVED, or why the fault cannot be served: NO_REGION, PERM,
  * QUOTA (over quota with nothing evictable, or the page's hold count is
- * saturated) or BACKEND (the backend failed to map; counted in map_errors).
+ * saturated; not counted, since the caller may make room and try again)
+ * or BACKEND (the backend failed to map; counted in map_errors).
  */
 enum iopf_verdict iopf_space_fault(struct iopf_space *s, uint64_t iova, uint32_t perm, uint32_t length_hint,
                                    struct iopf_page_ref *held);
 void iopf_page_release(const struct iopf_page_ref *ref);
+/* A group was refused for quota after all (quota_refusals). */
+void iopf_space_quota_refused(struct iopf_space *s);
 
 /* Region lookup in a published set; NULL when no region holds iova. */
 struct iopf_region *iopf_region_find(const struct iopf_region_set *set, uint64_t iova);

@@ -16,6 +16,7 @@ static const struct iopf_backend_ops *const backends[_IOPF_BACKEND_MAX] = {
 	[IOPF_BACKEND_NONE] = &iopf_backend_none,
 	[IOPF_BACKEND_MLOCK] = &iopf_backend_mlock,
 	[IOPF_BACKEND_IOMMUFD] = &iopf_backend_iommufd,
+	[IOPF_BACKEND_SIMULATED] = &iopf_backend_simulated,
 };
 
 static const char *const iopf_backend_kind_table[_IOPF_BACKEND_MAX] = {
@@ -51,6 +52,8 @@ static bool page_try_hold(uint16_t *w) {
 }
 
 void iopf_page_release(const struct iopf_page_ref *ref) {
+	if (ref->page == IOPF_PAGE_NOT_HELD)
+		return;
 	__atomic_fetch_sub(&ref->region->page[ref->page], (uint16_t)IOPF_PAGE_HOLD_ONE, __ATOMIC_RELEASE);
 }
 
@@ -152,7 +155,7 @@ enum iopf_region_refusal iopf_space_add_region(struct iopf_space *s, const struc
 	if ((rc->perm & ~IOPF_PERM_ALL) || !(rc->perm & (IOPF_PERM_READ | IOPF_PERM_WRITE)))
 		return IOPF_REGION_INVALID;
 	if (memfd < 0) {
-		if (s->cfg.backend != IOPF_BACKEND_NONE)
+		if (s->ops->needs_memfd)
 			return IOPF_REGION_NOT_MEMFD;
 	} else {
 		enum iopf_region_refusal why = check_memfd(memfd, rc->offset, rc->length);
@@ -372,8 +375,7 @@ static enum iopf_verdict fault_slow(struct iopf_space *s, struct iopf_region *r,
 		end = p + 1;
 		bytes = s->cfg.page_size;
 		if (!evict_for(s, bytes)) {
-			s->st.quota_refusals++;
-			ret = IOPF_INVALID_QUOTA;
+			ret = IOPF_INVALID_QUOTA; /* counted once final: iopf_space_quota_refused() */
 			goto out;
 		}
 	}
@@ -421,8 +423,12 @@ enum iopf_verdict iopf_space_fault(struct iopf_space *s, uint64_t iova, uint32_t
 		return IOPF_INVALID_NO_REGION;
 	if (perm & ~r->perm)
 		return IOPF_INVALID_PERM;
-	uint64_t p = (iova - r->iova) >> s->page_shift;
 	held->region = r;
+	if (!s->ops->pins) {
+		held->page = IOPF_PAGE_NOT_HELD; /* nothing pinned, nothing to hold */
+		return IOPF_SERVED;
+	}
+	uint64_t p = (iova - r->iova) >> s->page_shift;
 	held->page = p;
 	if (page_try_hold(&r->page[p]))
 		return IOPF_SERVED;
@@ -550,6 +556,12 @@ void iopf_space_destroy(struct iopf_space *s) {
 	free(s->ring);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
+}
+
+void iopf_space_quota_refused(struct iopf_space *s) {
+	pthread_mutex_lock(&s->lock);
+	s->st.quota_refusals++;
+	pthread_mutex_unlock(&s->lock);
 }
 
 void iopf_space_get_stats(struct iopf_space *s, struct iopf_space_stats *out) {

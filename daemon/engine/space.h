@@ -25,9 +25,12 @@ enum {
 };
 
 enum iopf_backend_kind {
-	IOPF_BACKEND_NONE,    /* checks only; maps nothing */
-	IOPF_BACKEND_MLOCK,   /* maps the memfd into the daemon and mlocks windows */
-	IOPF_BACKEND_IOMMUFD, /* IOMMU_IOAS_MAP_FILE / IOMMU_IOAS_MAP into an IOAS */
+	IOPF_BACKEND_NONE,      /* checks only; pins nothing (no quota, no eviction) */
+	IOPF_BACKEND_MLOCK,     /* maps the memfd into the daemon and mlocks windows */
+	IOPF_BACKEND_IOMMUFD,   /* IOMMU_IOAS_MAP_FILE / IOMMU_IOAS_MAP into an IOAS */
+	IOPF_BACKEND_SIMULATED, /* keeps the books as if it pinned, calls nothing: for the
+	                         * policy simulator and tests; it has no name, so no
+	                         * client can ask for it */
 	_IOPF_BACKEND_MAX,
 };
 

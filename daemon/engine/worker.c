@@ -448,6 +448,8 @@ int iopf_worker_init(struct iopf_engine *e, struct iopf_worker *w, unsigned inde
 	int r = iopf_answerer_init(&w->ans, e->bindings, w->rcap, e->cfg.max_group_faults, &w->c, &w->service);
 	if (r < 0)
 		return r;
+	w->ans.slice_groups = e->cfg.slice_groups;
+	w->ans.slice_ns = e->cfg.slice_ns;
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	w->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (w->epfd < 0 || w->evfd < 0)

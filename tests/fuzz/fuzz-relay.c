@@ -38,7 +38,7 @@ static void setup(void) {
 	                                .on_queue_closed = on_closed};
 	CHECK(iopf_engine_new(&ec, &engine) == 0);
 	/* A tight quota so that eviction runs too. */
-	struct iopf_space_config sc = {.backend = IOPF_BACKEND_NONE, .quota = 16 * 4096, .page_size = 4096,
+	struct iopf_space_config sc = {.backend = IOPF_BACKEND_SIMULATED, .quota = 16 * 4096, .page_size = 4096,
 	                               .window_min = 4096, .window_max = 4 * 4096, .iommufd = -1};
 	CHECK(iopf_space_new(1, &sc, &space) == 0);
 	struct iopf_region_config rc = {.iova = 0, .length = 256 * 4096, .memfd = -1,

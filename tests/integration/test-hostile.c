@@ -225,12 +225,12 @@ struct peer {
 	int memfd;
 };
 
-/* Its own client, space (none backend, windows up to 16 pages) and relay
- * queue; device 0 without PASID and device 1 with PASID 5 are bound. */
-static void peer_open_keep(struct peer *p, int *theirs) {
+/* Its own client, space (windows up to 16 pages) and relay queue; device 0
+ * without PASID and device 1 with PASID 5 are bound. */
+static void peer_open_on(struct peer *p, const char *backend, int *theirs) {
 	const char *err = NULL;
 	p->v = daemon_connect(&d);
-	cr_assert_eq(iopfc_create_space(p->v, "none", 1 << 30, PG, 16 * PG, -1, 0, &p->space, &err), 0, "%s", err);
+	cr_assert_eq(iopfc_create_space(p->v, backend, 1 << 30, PG, 16 * PG, -1, 0, &p->space, &err), 0, "%s", err);
 	p->memfd = sealed_memfd(PAGES * PG);
 	cr_assert_eq(iopfc_add_region(p->v, p->space, IOVA, PAGES * PG, p->memfd, 0, 3, NULL, &err), 0, "%s", err);
 	int sv[2];
@@ -243,6 +243,11 @@ static void peer_open_keep(struct peer *p, int *theirs) {
 	p->fd = sv[1];
 	cr_assert_eq(iopfc_bind(p->v, p->queue, 0, IOPFC_PASID_NONE, p->space, &err), 0, "%s", err);
 	cr_assert_eq(iopfc_bind(p->v, p->queue, 1, 5, p->space, &err), 0, "%s", err);
+}
+
+/* On the none backend: it pins nothing. */
+static void peer_open_keep(struct peer *p, int *theirs) {
+	peer_open_on(p, "none", theirs);
 }
 
 static void peer_open(struct peer *p) {
@@ -555,7 +560,7 @@ static void row_cookie_reused(struct victim *vi, const struct row *row) {
 
 static void row_huge_hint(struct victim *vi, const struct row *row) {
 	struct peer p;
-	peer_open(&p);
+	peer_open_on(&p, "mlock", NULL); /* pins: its windows are counted */
 	iopf_record r = rec(LAST, 1, 100);
 	r.length = UINT32_MAX;
 	relay_case(&p, &r, sizeof(r), (struct outcome){1, IOMMUFD_PAGE_RESP_SUCCESS, false}, row->input);

@@ -55,7 +55,7 @@ TestSuite(engine, .init = setup, .fini = teardown, .timeout = 120);
 
 static struct iopf_space *none_space(uint64_t id, uint64_t quota, uint64_t window) {
 	struct iopf_space_config cfg = {
-		.backend = IOPF_BACKEND_NONE, .quota = quota, .page_size = PG,
+		.backend = IOPF_BACKEND_SIMULATED, .quota = quota, .page_size = PG,
 		.window_min = window, .window_max = window, .iommufd = -1,
 	};
 	struct iopf_space *s;

@@ -277,6 +277,7 @@ static void fb_destroy(struct iopf_space *s) {
 }
 
 static const struct iopf_backend_ops fail_ops = {
+	.pins = true,
 	.init = fb_init,
 	.attach_region = fb_attach,
 	.detach_region = fb_detach,
@@ -923,7 +924,7 @@ static void *hammer_main(void *arg) {
  */
 Test(inject, eviction_under_concurrent_hits_never_refuses) {
 	struct iopf_space_config cfg = {
-		.backend = IOPF_BACKEND_NONE, .quota = 64 * PG, .page_size = PG, .window_min = PG, .window_max = PG,
+		.backend = IOPF_BACKEND_SIMULATED, .quota = 64 * PG, .page_size = PG, .window_min = PG, .window_max = PG,
 		.iommufd = -1,
 	};
 	struct iopf_space *s;
@@ -988,7 +989,7 @@ static void *touch_when_pinned(void *arg) {
  */
 Test(inject, holds_survive_a_window_being_published) {
 	struct iopf_space_config cfg = {
-		.backend = IOPF_BACKEND_NONE, .quota = 2ull * WIN * PG, .page_size = PG, .window_min = WIN * PG,
+		.backend = IOPF_BACKEND_SIMULATED, .quota = 2ull * WIN * PG, .page_size = PG, .window_min = WIN * PG,
 		.window_max = WIN * PG, .iommufd = -1,
 	};
 	struct iopf_space *s;

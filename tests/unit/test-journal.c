@@ -174,7 +174,7 @@ static void slot_in(struct iopf_jwriter *w, uint32_t queue, bool stream, const v
 		return;
 	iopf_jwriter_read(w, len);
 	if (state == IOPF_JSLOT_ANSWERING)
-		iopf_jwriter_answering(w);
+		iopf_jwriter_answering(w, len);
 	else if (state == IOPF_JSLOT_EMPTY)
 		iopf_jwriter_answered(w, len);
 }
@@ -231,6 +231,71 @@ Test(journal, reader_finds_each_state_in_answering_order) {
 	cr_assert_eq(iopf_journal_collect(&j, false, &e, &n), 0);
 	cr_assert_eq(n, 1);
 	cr_assert(e[0].kind == IOPF_JOURNAL_PARTIAL && e[0].queue_id == 15);
+	iopf_journal_entries_free(e, n);
+	free(mem);
+}
+
+/*
+ * A batch answered in slices. A kernel batch killed between two slices
+ * leaves the groups after the answered ones as a batch to answer; killed
+ * while a slice's answers are written, the same groups to answer again (the
+ * kernel refuses what it took). A relay's slice counts as answered the
+ * moment it is being written, so a relay killed in a middle slice leaves
+ * only the groups after that slice.
+ */
+Test(journal, reader_skips_the_answered_slices) {
+	const struct iopf_journal_shape shape = {.workers = 3, .slot_bytes = 4096, .carry_slots = 4, .carry_bytes = 1024};
+	void *mem;
+	struct iopf_journal j = make(&shape, &mem);
+	struct iopf_jwriter w[3];
+	for (unsigned i = 0; i < 3; i++)
+		iopf_jwriter_init(&w[i], &j, i);
+	iopf_record batch[4] = {rec(LAST, 1, 1), rec(LAST, 2, 2), rec(LAST, 3, 3), rec(LAST, 4, 4)};
+	const size_t R = sizeof(batch[0]);
+
+	/* Worker 0, kernel: the first slice (one group) written, then killed. */
+	slot_in(&w[0], 20, false, batch, sizeof(batch), IOPF_JSLOT_READ);
+	iopf_jwriter_answering(&w[0], R);
+	iopf_jwriter_sliced(&w[0], R);
+	/* Worker 1, kernel: killed while the second slice (groups 2-3) is written. */
+	slot_in(&w[1], 21, false, batch, sizeof(batch), IOPF_JSLOT_READ);
+	iopf_jwriter_answering(&w[1], R);
+	iopf_jwriter_sliced(&w[1], R);
+	iopf_jwriter_answering(&w[1], 3 * R);
+	/* Worker 2, relay: killed while the middle slice (groups 2-3) is written. */
+	slot_in(&w[2], 22, true, batch, sizeof(batch), IOPF_JSLOT_READ);
+	iopf_jwriter_answering(&w[2], R);
+	iopf_jwriter_sliced(&w[2], R);
+	iopf_jwriter_answering(&w[2], 3 * R);
+
+	struct iopf_journal_entry *e;
+	size_t n;
+	cr_assert_eq(iopf_journal_collect(&j, false, &e, &n), 0);
+	cr_assert_eq(n, 3);
+	for (size_t i = 0; i < n; i++) {
+		if (e[i].queue_id == 20) {
+			cr_assert_eq(e[i].kind, IOPF_JOURNAL_BATCH);
+			cr_assert_eq(e[i].len, 3 * R, "the groups after the first slice");
+			cr_assert_eq(memcmp(e[i].data, &batch[1], 3 * R), 0);
+		} else if (e[i].queue_id == 21) {
+			cr_assert_eq(e[i].kind, IOPF_JOURNAL_REANSWER, "the kernel can tell which it took");
+			cr_assert_eq(e[i].len, 3 * R, "from the slice being written on");
+			cr_assert_eq(memcmp(e[i].data, &batch[1], 3 * R), 0);
+		} else {
+			cr_assert_eq(e[i].queue_id, 22);
+			cr_assert_eq(e[i].kind, IOPF_JOURNAL_BATCH);
+			cr_assert_eq(e[i].len, R, "a relay's slice counts as answered once being written");
+			cr_assert_eq(memcmp(e[i].data, &batch[3], R), 0);
+		}
+	}
+	iopf_journal_entries_free(e, n);
+
+	/* A new read starts with nothing answered. */
+	slot_in(&w[0], 20, false, batch, sizeof(batch), IOPF_JSLOT_READ);
+	cr_assert_eq(iopf_journal_collect(&j, false, &e, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		if (e[i].queue_id == 20)
+			cr_assert_eq(e[i].len, sizeof(batch));
 	iopf_journal_entries_free(e, n);
 	free(mem);
 }

@@ -18,7 +18,7 @@ static void setup(void) {
 	iopf_rcu_register();
 	cr_assert_eq(iopf_bindings_new(&bindings), 0);
 	struct iopf_space_config cfg = {
-		.backend = IOPF_BACKEND_NONE, .quota = 1 << 30, .page_size = PG, .iommufd = -1,
+		.backend = IOPF_BACKEND_SIMULATED, .quota = 1 << 30, .page_size = PG, .iommufd = -1,
 	};
 	cr_assert_eq(iopf_space_new(1, &cfg, &space), 0);
 	struct iopf_region_config rc = {.iova = IOVA, .length = 256 * PG, .memfd = -1, .perm = IOPF_PERM_READ};

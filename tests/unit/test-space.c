@@ -190,7 +190,7 @@ ParameterizedTest(struct perm_case *c, space, permission_matrix) {
 }
 
 Test(space, fault_around_window_is_aligned_and_clipped) {
-	struct iopf_space *s = make_space(IOPF_BACKEND_NONE, 1 << 30, 8 * PG, 64 * PG);
+	struct iopf_space *s = make_space(IOPF_BACKEND_SIMULATED, 1 << 30, 8 * PG, 64 * PG);
 	add_region(s, IOVA, 20 * PG, -1, IOPF_PERM_READ);
 	cr_assert_eq(space_fault(s, IOVA + 5 * PG, IOPF_PERM_READ), 0);
 	cr_assert_eq(space_pinned(s), 8 * PG, "pages 0..7");
@@ -208,7 +208,7 @@ Test(space, fault_around_window_is_aligned_and_clipped) {
 	cr_assert_eq(space_pinned(s), 20 * PG, "pages 8..15 added (hint below min: min wins)");
 	iopf_space_destroy(s);
 
-	s = make_space(IOPF_BACKEND_NONE, 1 << 30, PG, 16 * PG);
+	s = make_space(IOPF_BACKEND_SIMULATED, 1 << 30, PG, 16 * PG);
 	add_region(s, IOVA, 64 * PG, -1, IOPF_PERM_READ);
 	iopf_rcu_read_lock();
 	cr_assert_eq(iopf_space_fault(s, IOVA + 33 * PG, IOPF_PERM_READ, 1 << 30, &ref), 0);
@@ -223,7 +223,7 @@ Test(space, fault_around_window_is_aligned_and_clipped) {
 
 Test(space, quota_is_never_exceeded) {
 	const uint64_t quota = 10 * PG;
-	struct iopf_space *s = make_space(IOPF_BACKEND_NONE, quota, 4 * PG, 4 * PG);
+	struct iopf_space *s = make_space(IOPF_BACKEND_SIMULATED, quota, 4 * PG, 4 * PG);
 	add_region(s, IOVA, 1024 * PG, -1, IOPF_PERM_READ | IOPF_PERM_WRITE);
 	uint64_t x = 7;
 	for (int i = 0; i < 20000; i++) {
@@ -243,7 +243,7 @@ Test(space, held_pages_are_never_evicted) {
 	/* Quota of four pages, windows of one page: hold two, then fault
 	 * many others. The held pages must stay; once everything is held,
 	 * the next fault is refused rather than evicting. */
-	struct iopf_space *s = make_space(IOPF_BACKEND_NONE, 4 * PG, PG, PG);
+	struct iopf_space *s = make_space(IOPF_BACKEND_SIMULATED, 4 * PG, PG, PG);
 	add_region(s, IOVA, 256 * PG, -1, IOPF_PERM_READ);
 	struct iopf_page_ref h[4];
 	iopf_rcu_read_lock();
@@ -268,12 +268,12 @@ Test(space, held_pages_are_never_evicted) {
 	iopf_rcu_read_unlock();
 	struct iopf_space_stats st;
 	iopf_space_get_stats(s, &st);
-	cr_assert_eq(st.quota_refusals, 1);
+	cr_assert_eq(st.quota_refusals, 0, "counted by whoever gives up on the group, not here");
 	iopf_space_destroy(s);
 }
 
 Test(space, window_shrinks_to_the_page_under_pressure) {
-	struct iopf_space *s = make_space(IOPF_BACKEND_NONE, 3 * PG, 8 * PG, 8 * PG);
+	struct iopf_space *s = make_space(IOPF_BACKEND_SIMULATED, 3 * PG, 8 * PG, 8 * PG);
 	add_region(s, IOVA, 64 * PG, -1, IOPF_PERM_READ);
 	cr_assert_eq(space_fault(s, IOVA + 20 * PG, IOPF_PERM_READ), 0);
 	cr_assert_eq(space_pinned(s), PG, "an 8-page window cannot fit a 3-page quota: the page alone");
@@ -357,7 +357,9 @@ Test(space, remove_region_unmaps_what_it_pinned) {
 
 Test(space, backend_names_round_trip) {
 	for (int k = 0; k < _IOPF_BACKEND_MAX; k++)
-		cr_assert_eq(iopf_backend_kind_from_string(iopf_backend_kind_to_string(k)), k);
+		if (k != IOPF_BACKEND_SIMULATED)
+			cr_assert_eq(iopf_backend_kind_from_string(iopf_backend_kind_to_string(k)), k);
+	cr_assert_null(iopf_backend_kind_to_string(IOPF_BACKEND_SIMULATED), "no client can ask for it");
 	cr_assert_eq(iopf_backend_kind_from_string("nope"), -EINVAL);
 	cr_assert_eq(iopf_backend_kind_from_string(NULL), -EINVAL);
 }
