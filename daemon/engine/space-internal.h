@@ -98,6 +98,9 @@ struct iopf_page_ref {
 enum iopf_verdict iopf_space_fault(struct iopf_space *s, uint64_t iova, uint32_t perm, uint32_t length_hint,
                                    struct iopf_page_ref *held);
 void iopf_page_release(const struct iopf_page_ref *ref);
+/* Whether the page at iova is mapped now (inside an RCU read-side
+ * section): what a device's translation would find. */
+bool iopf_space_resident(struct iopf_space *s, uint64_t iova);
 /* A group was refused for quota after all (quota_refusals). */
 void iopf_space_quota_refused(struct iopf_space *s);
 

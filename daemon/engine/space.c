@@ -558,6 +558,14 @@ void iopf_space_destroy(struct iopf_space *s) {
 	free(s);
 }
 
+bool iopf_space_resident(struct iopf_space *s, uint64_t iova) {
+	struct iopf_region *r = iopf_region_find(rcu_dereference(s->regions), iova);
+	if (!r || !s->ops->pins)
+		return r != NULL;
+	uint16_t st = page_load(&r->page[(iova - r->iova) >> s->page_shift]);
+	return (st & IOPF_PAGE_PINNED) && !(st & IOPF_PAGE_EVICTING);
+}
+
 void iopf_space_quota_refused(struct iopf_space *s) {
 	pthread_mutex_lock(&s->lock);
 	s->st.quota_refusals++;

@@ -5,6 +5,7 @@
 
 #include "../common.h"
 #include "space-common.h"
+#include "engine/backend-simulated.h"
 #include "engine/space-internal.h"
 
 #define PG 4096ull
@@ -219,6 +220,49 @@ Test(space, fault_around_window_is_aligned_and_clipped) {
 	cr_assert_eq(space_fault(s, IOVA + 48 * PG, IOPF_PERM_READ), 0);
 	cr_assert_eq(space_pinned(s), 17 * PG);
 	iopf_space_destroy(s);
+}
+
+struct seen {
+	uint64_t mapped, unmapped, calls;
+};
+
+static void saw_map(void *ud, uint64_t iova, uint64_t len) {
+	struct seen *x = ud;
+	x->mapped += len;
+	x->calls++;
+}
+
+static void saw_unmap(void *ud, uint64_t iova, uint64_t len) {
+	struct seen *x = ud;
+	x->unmapped += len;
+}
+
+/* The simulated backend shows each call to an observer, and what is
+ * resident is what its calls left mapped; no other backend takes one. */
+Test(space, simulated_backend_shows_its_calls) {
+	struct iopf_space *s = make_space(IOPF_BACKEND_SIMULATED, 8 * PG, 4 * PG, 4 * PG);
+	add_region(s, IOVA, 64 * PG, -1, IOPF_PERM_READ);
+	struct seen x = {0};
+	const struct iopf_space_observer o = {.map = saw_map, .unmap = saw_unmap, .userdata = &x};
+	cr_assert_eq(iopf_space_observe(s, &o), 0);
+	cr_assert_eq(space_fault(s, IOVA + 1 * PG, IOPF_PERM_READ), 0);
+	cr_assert_eq(space_fault(s, IOVA + 9 * PG, IOPF_PERM_READ), 0);
+	cr_assert_eq(space_fault(s, IOVA + 17 * PG, IOPF_PERM_READ), 0);
+	cr_assert_eq(x.calls, 3);
+	cr_assert_eq(x.mapped, 12 * PG);
+	cr_assert_eq(x.unmapped, 4 * PG, "the quota holds two windows: the first went");
+	iopf_rcu_read_lock();
+	cr_assert_not(iopf_space_resident(s, IOVA + 1 * PG));
+	cr_assert(iopf_space_resident(s, IOVA + 11 * PG));
+	cr_assert(iopf_space_resident(s, IOVA + 16 * PG));
+	cr_assert_not(iopf_space_resident(s, IOVA + 20 * PG));
+	iopf_rcu_read_unlock();
+	iopf_space_evict_all(s);
+	cr_assert_eq(x.unmapped, 12 * PG);
+	iopf_space_destroy(s);
+	struct iopf_space *m = make_space(IOPF_BACKEND_NONE, 8 * PG, 0, 0);
+	cr_assert_eq(iopf_space_observe(m, &o), -EINVAL);
+	iopf_space_destroy(m);
 }
 
 Test(space, quota_is_never_exceeded) {
