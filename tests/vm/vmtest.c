@@ -243,15 +243,21 @@ static uint64_t invalid_of(sd_json_variant *s, const char *why) {
 	return iopfc_u64(sd_json_variant_by_key(s, "invalid"), why);
 }
 
+/* Groups answered, SUCCESS and INVALID for any reason. */
+static uint64_t answered_of(sd_json_variant *s) {
+	uint64_t answered = iopfc_u64(s, "success");
+	sd_json_variant *inv = sd_json_variant_by_key(s, "invalid");
+	for (size_t i = 1; i < sd_json_variant_elements(inv); i += 2)
+		answered += sd_json_variant_unsigned(sd_json_variant_by_index(inv, i));
+	return answered;
+}
+
 /* Wait until iopfd has answered `groups` groups in all. */
 static sd_json_variant *wait_groups_every(sd_varlink *v, uint64_t groups, unsigned poll_us) {
 	uint64_t deadline = now_ns() + 60ull * 1000000000;
 	for (;;) {
 		sd_json_variant *s = stats(v);
-		uint64_t answered = iopfc_u64(s, "success");
-		sd_json_variant *inv = sd_json_variant_by_key(s, "invalid");
-		for (size_t i = 1; i < sd_json_variant_elements(inv); i += 2)
-			answered += sd_json_variant_unsigned(sd_json_variant_by_index(inv, i));
+		uint64_t answered = answered_of(s);
 		if (answered >= groups)
 			return s;
 		CHECK(now_ns() < deadline, "only %lu of %lu groups answered", (unsigned long)iopfc_u64(s, "groups"),
@@ -452,6 +458,65 @@ static void quota_eviction(void) {
 	      (unsigned long)iopfc_u64(st, "success"), (unsigned long)invalid_of(st, "quota"),
 	      (unsigned long)invalid_of(st, "backend"), (unsigned long)invalid_of(st, "no_region"));
 	CHECK(check_map(&s.dev, s.iova, PG, s.mem.va) == 0, "page 0 not mapped again");
+	teardown_one(&s);
+}
+
+/* Pages the device's page table maps to their memfd pages right now. */
+static unsigned mapped_now(const struct setup *s, size_t pages) {
+	unsigned n = 0;
+	for (uint64_t p = 0; p < pages; p++)
+		n += check_map(&s->dev, s->iova + p * PG, PG, s->mem.va + p * PG) == 0;
+	return n;
+}
+
+/* 256 faults on distinct pages queued while iopfd is stopped, under a
+ * 16-page quota: iopfd reads them in one go, and every group must still be
+ * SUCCESS (a device fails its DMA on INVALID). The kernel's page table,
+ * looked at while iopfd is stopped again and again as it works (a stop
+ * lands between two map or unmap calls), never holds more than the quota. */
+static void quota_pressure_queued(void) {
+	enum { PAGES = 256, QUOTA_PAGES = 16 };
+	struct setup s = {0};
+	setup_one(&s, PAGES, QUOTA_PAGES * PG, PG, ACC_RW);
+	daemon_pause();
+	for (uint64_t i = 0; i < PAGES; i++)
+		trigger(&s.dev, 0, RD, s.iova + ((i * 97) % PAGES) * PG);
+	daemon_resume();
+	unsigned peak = 0, looks = 0;
+	sd_json_variant *st;
+	uint64_t deadline = now_ns() + 60ull * 1000000000;
+	for (;;) {
+		daemon_pause();
+		unsigned m = mapped_now(&s, PAGES);
+		daemon_resume();
+		looks++;
+		if (m > peak)
+			peak = m;
+		st = stats(s.v);
+		uint64_t answered = answered_of(st);
+		if (answered >= PAGES)
+			break;
+		CHECK(now_ns() < deadline, "only %lu of %d groups answered", (unsigned long)answered, PAGES);
+		usleep(500);
+	}
+	sd_json_variant *rep;
+	OK(iopfc_call(s.v, "io.iopfd.ListSpaces", NULL, NULL, 0, &rep, &err));
+	sd_json_variant *sp = sd_json_variant_by_index(sd_json_variant_by_key(rep, "spaces"), 0);
+	uint64_t peak_bytes = iopfc_u64(sp, "pinnedPeak"), maps = iopfc_u64(sp, "maps");
+	unsigned at_end = mapped_now(&s, PAGES);
+	st = stats(s.v);
+	printf("# %d faults queued under a %d-page quota: %lu SUCCESS, %lu INVALID (quota %lu); %lu map calls; "
+	       "peak pinned %lu pages (iopfd), %u pages mapped at most in %u looks at the page table, %u at the end\n",
+	       PAGES, QUOTA_PAGES, (unsigned long)iopfc_u64(st, "success"),
+	       (unsigned long)(answered_of(st) - iopfc_u64(st, "success")), (unsigned long)invalid_of(st, "quota"), (unsigned long)maps, (unsigned long)(peak_bytes / PG), peak, looks,
+	       at_end);
+	CHECK(iopfc_u64(st, "success") == PAGES, "%lu of %d groups SUCCESS (quota refusals %lu)",
+	      (unsigned long)iopfc_u64(st, "success"), PAGES, (unsigned long)invalid_of(st, "quota"));
+	CHECK(iopfc_u64(st, "writeRejects") == 0, "the kernel refused responses");
+	CHECK(peak_bytes <= QUOTA_PAGES * PG, "iopfd's peak %lu bytes over the quota", (unsigned long)peak_bytes);
+	CHECK(peak <= QUOTA_PAGES && at_end <= QUOTA_PAGES, "the page table held %u pages under a %d-page quota",
+	      peak > at_end ? peak : at_end, QUOTA_PAGES);
+	CHECK(at_end > 0, "nothing mapped at the end: the check cannot see mappings");
 	teardown_one(&s);
 }
 
@@ -1299,6 +1364,7 @@ static const struct scenario scenarios[] = {
 	{"paging_demand_map", paging_demand},
 	{"refusals_map_nothing", refusals},
 	{"quota_eviction_unmaps", quota_eviction},
+	{"quota_pressure_queued_all_succeed", quota_pressure_queued},
 	{"devices_queues_pasids", devices_and_pasids},
 	{"teardown_unmaps", teardown_unmaps},
 	{"response_path", response_path},
