@@ -20,13 +20,17 @@ static void help(void) {
 	       "  --socket PATH                 listen on PATH (default: the socket systemd passes,\n"
 	       "                                else " IOPFD_SOCKET_DEFAULT ")\n"
 	       "  --workers N                   worker threads (default: online CPUs)\n"
-	       "  --max-connections-per-uid N   default 64\n"
-	       "  --max-queues-per-uid N        default 4096\n"
-	       "  --max-spaces-per-uid N        default 1024\n"
-	       "  --max-regions-per-uid N       default 4096\n"
-	       "  --max-quota-per-uid BYTES     sum of a uid's address space quotas (default 64 GiB)\n"
+	       "  --config PATH                 the configuration (default: " IOPFD_CONFIG_FILE "\n"
+	       "                                and its drop-ins; see iopfd.conf(5))\n"
+	       "  --max-connections-per-uid N   override [Limits] ConnectionsPerUser= (default 64)\n"
+	       "  --max-queues-per-uid N        override [Limits] QueuesPerUser= (default 4096)\n"
+	       "  --max-spaces-per-uid N        override [Limits] SpacesPerUser= (default 1024)\n"
+	       "  --max-regions-per-uid N       override [Limits] RegionsPerUser= (default 4096)\n"
 	       "  --version, --help\n"
-	       "root is not limited.\n");
+	       "Pin budgets ([PinBudget] in the configuration) bound the quotas of a user's pinning\n"
+	       "address spaces: a user without a grant may reserve 8 MiB, what it could lock itself;\n"
+	       "root has an unlimited grant unless the configuration gives it another. The per-user\n"
+	       "counts above do not apply to root.\n");
 }
 
 static int parse_u64(const char *s, uint64_t *out) {
@@ -40,26 +44,19 @@ static int parse_u64(const char *s, uint64_t *out) {
 }
 
 int main(int argc, char **argv) {
-	struct manager_config cfg = {
-		.limits = {
-			.connections_per_uid = 64,
-			.max = {
-				[ACCT_QUEUES] = 4096,
-				[ACCT_SPACES] = 1024,
-				[ACCT_REGIONS] = 4096,
-				[ACCT_QUOTA] = 64ull << 30,
-			},
-		},
-	};
-	enum { OPT_SOCKET = 256, OPT_WORKERS, OPT_CONN, OPT_QUEUES, OPT_SPACES, OPT_REGIONS, OPT_QUOTA, OPT_VERSION };
+	struct manager_config cfg = {0};
+	/* Command-line limits, applied over the configuration once it is read. */
+	uint64_t over[_ACCT_RESOURCE_MAX + 1];
+	bool given[_ACCT_RESOURCE_MAX + 1] = {0};
+	enum { OPT_SOCKET = 256, OPT_WORKERS, OPT_CONFIG, OPT_CONN, OPT_QUEUES, OPT_SPACES, OPT_REGIONS, OPT_VERSION };
 	static const struct option opts[] = {
 		{"socket", required_argument, NULL, OPT_SOCKET},
 		{"workers", required_argument, NULL, OPT_WORKERS},
+		{"config", required_argument, NULL, OPT_CONFIG},
 		{"max-connections-per-uid", required_argument, NULL, OPT_CONN},
 		{"max-queues-per-uid", required_argument, NULL, OPT_QUEUES},
 		{"max-spaces-per-uid", required_argument, NULL, OPT_SPACES},
 		{"max-regions-per-uid", required_argument, NULL, OPT_REGIONS},
-		{"max-quota-per-uid", required_argument, NULL, OPT_QUOTA},
 		{"version", no_argument, NULL, OPT_VERSION},
 		{"help", no_argument, NULL, 'h'},
 		{},
@@ -68,18 +65,18 @@ int main(int argc, char **argv) {
 	int o;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
 		uint64_t v = 0;
-		if (optarg && o != OPT_SOCKET && (parse_u64(optarg, &v) < 0 || (o != OPT_QUOTA && v > UINT32_MAX))) {
+		if (optarg && o != OPT_SOCKET && o != OPT_CONFIG && (parse_u64(optarg, &v) < 0 || v > UINT32_MAX)) {
 			log_error("invalid number for --%s: %s", opts[o - OPT_SOCKET].name, optarg);
 			return 2;
 		}
 		switch (o) {
 		case OPT_SOCKET: cfg.socket_path = optarg; break;
 		case OPT_WORKERS: cfg.workers = (unsigned)v; break;
-		case OPT_CONN: cfg.limits.connections_per_uid = (unsigned)v; break;
-		case OPT_QUEUES: cfg.limits.max[ACCT_QUEUES] = v; break;
-		case OPT_SPACES: cfg.limits.max[ACCT_SPACES] = v; break;
-		case OPT_REGIONS: cfg.limits.max[ACCT_REGIONS] = v; break;
-		case OPT_QUOTA: cfg.limits.max[ACCT_QUOTA] = v; break;
+		case OPT_CONFIG: cfg.config_path = optarg; break;
+		case OPT_CONN: over[_ACCT_RESOURCE_MAX] = v, given[_ACCT_RESOURCE_MAX] = true; break;
+		case OPT_QUEUES: over[ACCT_QUEUES] = v, given[ACCT_QUEUES] = true; break;
+		case OPT_SPACES: over[ACCT_SPACES] = v, given[ACCT_SPACES] = true; break;
+		case OPT_REGIONS: over[ACCT_REGIONS] = v, given[ACCT_REGIONS] = true; break;
 		case OPT_VERSION: puts("iopfd " PROJECT_VERSION); return 0;
 		case 'h': help(); return 0;
 		default: return 2;
@@ -89,11 +86,23 @@ int main(int argc, char **argv) {
 		log_error("unexpected argument: %s", argv[optind]);
 		return 2;
 	}
+	int r = config_load(&cfg.config, cfg.config_path);
+	if (r < 0) {
+		config_done(&cfg.config);
+		return 1;
+	}
+	for (int i = 0; i < _ACCT_RESOURCE_MAX; i++)
+		if (given[i])
+			cfg.config.limits.max[i] = over[i];
+	if (given[_ACCT_RESOURCE_MAX])
+		cfg.config.limits.connections_per_uid = (unsigned)over[_ACCT_RESOURCE_MAX];
 
 	struct manager *m;
-	int r = manager_new(&cfg, &m);
-	if (r < 0)
+	r = manager_new(&cfg, &m);
+	if (r < 0) {
+		config_done(&cfg.config);
 		return log_error_errno(r, "Failed to allocate the manager: %m"), 1;
+	}
 	r = manager_startup(m);
 	if (r >= 0)
 		r = manager_run(m);

@@ -159,7 +159,7 @@ int manager_new(const struct manager_config *cfg, struct manager **out) {
 	m->cfg.workers = iopf_engine_default_workers(cfg->workers);
 	m->closed_efd = -1;
 	restart_init(&m->restart);
-	accounting_init(&m->acct, &cfg->limits);
+	accounting_init(&m->acct, &m->cfg.config);
 	CDS_INIT_LIST_HEAD(&m->clients);
 	for (int t = 0; t < _OBJECT_TYPE_MAX; t++)
 		CDS_INIT_LIST_HEAD(&m->objects[t]);
@@ -284,6 +284,7 @@ void manager_free(struct manager *m) {
 		free(c);
 	}
 	accounting_done(&m->acct);
+	config_done(&m->cfg.config);
 	iopf_engine_free(m->engine);
 	sd_event_source_disable_unref(m->closed_source);
 	sd_event_source_disable_unref(m->status_timer);

@@ -7,7 +7,7 @@
  *
  *   manager.c          lifecycle, signals, notify, the closed-queue hand-off
  *   objects.c          queues and address spaces (the object core)
- *   accounting.c       per-uid use and limits
+ *   accounting.c       per-uid use, limits and pin budgets (config.c: the file)
  *   clients.c          who is connected
  *   restart.c          restart without loss (state.c: the saved state)
  *   varlink-server.c   listening; joins the method tables of
@@ -25,6 +25,7 @@
 #include <urcu/list.h>
 
 #include "accounting.h"
+#include "config.h"
 #include "engine/engine.h"
 #include "objects.h"
 #include "restart.h"
@@ -34,7 +35,8 @@ struct manager_config {
 	const char *socket_path; /* NULL: socket activation, else IOPFD_SOCKET_DEFAULT */
 	bool no_listen;          /* connections only through manager_add_connection() (fuzzers) */
 	unsigned workers;        /* 0: online CPUs */
-	struct iopfd_limits limits;
+	const char *config_path; /* NULL: IOPFD_CONFIG_FILE */
+	struct iopfd_config config; /* the manager's once given to manager_new() */
 };
 
 /* A queue a worker dropped by itself, handed to the control thread. */

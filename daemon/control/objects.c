@@ -150,10 +150,10 @@ int object_add_space(struct manager *m, struct iopf_space *s, const struct objec
 	struct object *o = object_new(m, OBJECT_SPACE, iopf_space_id(s), n);
 	if (!o)
 		return -ENOMEM;
-	uint64_t quota = iopf_space_config(s)->quota;
+	uint64_t pin = accounting_pin_reservation(iopf_space_config(s));
 	int r = accounting_charge(&m->acct, o->uid, ACCT_SPACES, 1);
 	if (r >= 0) {
-		r = accounting_charge(&m->acct, o->uid, ACCT_QUOTA, quota);
+		r = accounting_charge(&m->acct, o->uid, ACCT_PIN, pin);
 		if (r < 0)
 			accounting_release(&m->acct, o->uid, ACCT_SPACES, 1);
 	}
@@ -263,7 +263,7 @@ static void space_release(struct object *o, enum object_end how) {
 		unbind_space(m, o->s);
 	accounting_release(&m->acct, o->uid, ACCT_REGIONS, iopf_space_region_count(o->s));
 	accounting_release(&m->acct, o->uid, ACCT_SPACES, 1);
-	accounting_release(&m->acct, o->uid, ACCT_QUOTA, iopf_space_config(o->s)->quota);
+	accounting_release(&m->acct, o->uid, ACCT_PIN, accounting_pin_reservation(iopf_space_config(o->s)));
 	if (o->persistent && how == OBJECT_FORGET) {
 		fdstore_remove(FDSTORE_SPACE_IOMMUFD, o->id, 0);
 		iopf_space_foreach_region(o->s, forget_region_memfd, o);

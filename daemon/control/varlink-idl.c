@@ -316,10 +316,22 @@ static SD_VARLINK_DEFINE_ERROR(
 	SD_VARLINK_DEFINE_FIELD(reason, SD_VARLINK_STRING, 0));
 static SD_VARLINK_DEFINE_ERROR(
 	LimitReached,
-	SD_VARLINK_FIELD_COMMENT("The limit: queues, spaces, regions or quota (per uid)."),
+	SD_VARLINK_FIELD_COMMENT("The limit: queues, spaces or regions (per uid; root is not limited)."),
 	SD_VARLINK_DEFINE_FIELD(limit, SD_VARLINK_STRING, 0),
 	SD_VARLINK_FIELD_COMMENT("Its value."),
 	SD_VARLINK_DEFINE_FIELD(max, SD_VARLINK_INT, 0));
+static SD_VARLINK_DEFINE_ERROR(
+	PinBudgetExceeded,
+	SD_VARLINK_FIELD_COMMENT("Bytes the caller's user may reserve for pinning, over all its address spaces."),
+	SD_VARLINK_DEFINE_FIELD(budget, SD_VARLINK_INT, 0),
+	SD_VARLINK_FIELD_COMMENT("Bytes its address spaces reserve already (their quotas)."),
+	SD_VARLINK_DEFINE_FIELD(reserved, SD_VARLINK_INT, 0),
+	SD_VARLINK_FIELD_COMMENT("Bytes this call asked for (the new space's quota)."),
+	SD_VARLINK_DEFINE_FIELD(requested, SD_VARLINK_INT, 0),
+	SD_VARLINK_FIELD_COMMENT("Where the budget comes from: \"user NAME\", \"group NAME\" or \"default\"."),
+	SD_VARLINK_DEFINE_FIELD(grant, SD_VARLINK_STRING, 0),
+	SD_VARLINK_FIELD_COMMENT("How an operator raises it."),
+	SD_VARLINK_DEFINE_FIELD(hint, SD_VARLINK_STRING, 0));
 static SD_VARLINK_DEFINE_ERROR(PermissionDenied);
 static SD_VARLINK_DEFINE_ERROR(
 	BackendFailed,
@@ -412,6 +424,8 @@ SD_VARLINK_DEFINE_INTERFACE(
 	&vl_error_InvalidConfiguration,
 	SD_VARLINK_SYMBOL_COMMENT("A per-uid limit would be exceeded."),
 	&vl_error_LimitReached,
+	SD_VARLINK_SYMBOL_COMMENT("A pinning address space's quota would take its user past the pin budget the configuration gives it (a user without a grant: 8 MiB, what it could lock itself)."),
+	&vl_error_PinBudgetExceeded,
 	SD_VARLINK_SYMBOL_COMMENT("The object belongs to another user."),
 	&vl_error_PermissionDenied,
 	SD_VARLINK_SYMBOL_COMMENT("The backend refused (e.g. the fd is no iommufd or the IOAS does not exist)."),

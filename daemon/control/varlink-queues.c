@@ -75,7 +75,7 @@ static int method_register_queue(sd_varlink *link, sd_json_variant *p, sd_varlin
 	if (a.transport && (want = iopf_transport_kind_from_string(a.transport)) < 0)
 		return vl_error_invalid_parameter(link, m, "transport");
 	uint64_t max;
-	if (!accounting_allows(&m->acct, c->uid, ACCT_QUEUES, 1, c->uid == 0, &max))
+	if (!accounting_allows(&m->acct, c->uid, ACCT_QUEUES, 1, &max))
 		return vl_error_limit(link, m, "queues", max);
 
 	_cleanup_close_ int fd = vl_take_fd(link, m, a.fd_index, "fdIndex");

@@ -93,8 +93,8 @@ int varlink_server_setup(struct manager *m) {
 			return r;
 	sd_varlink_server_bind_connect(m->server, on_connect);
 	sd_varlink_server_bind_disconnect(m->server, on_disconnect);
-	if (m->cfg.limits.connections_per_uid)
-		sd_varlink_server_set_connections_per_uid_max(m->server, m->cfg.limits.connections_per_uid);
+	if (m->cfg.config.limits.connections_per_uid)
+		sd_varlink_server_set_connections_per_uid_max(m->server, m->cfg.config.limits.connections_per_uid);
 	r = sd_varlink_server_attach_event(m->server, m->event, SD_EVENT_PRIORITY_NORMAL);
 	if (r < 0)
 		return log_error_errno(r, "Failed to attach the Varlink server: %m");

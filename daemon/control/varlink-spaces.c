@@ -30,10 +30,20 @@ static bool create_args_ok(sd_varlink *link, struct client *c, const struct crea
 	uint64_t max;
 	if (a->page_size > UINT32_MAX)
 		return vl_error_reason(link, m, VL_INVALID_CONFIGURATION, "pageSize too large"), false;
-	if (!accounting_allows(&m->acct, c->uid, ACCT_SPACES, 1, c->uid == 0, &max))
+	if (!accounting_allows(&m->acct, c->uid, ACCT_SPACES, 1, &max))
 		return vl_error_limit(link, m, "spaces", max), false;
-	if (!accounting_allows(&m->acct, c->uid, ACCT_QUOTA, a->quota, c->uid == 0, &max))
-		return vl_error_limit(link, m, "quota", max), false;
+	/* The whole quota of a pinning space is reserved up front: everything
+	 * it pins later (windows and prefetch too) stays within it. */
+	struct iopf_space_config sc = {.backend = (enum iopf_backend_kind)backend, .quota = a->quota};
+	uint64_t pin = accounting_pin_reservation(&sc);
+	if (!accounting_allows(&m->acct, c->uid, ACCT_PIN, pin, &max)) {
+		struct uid_usage *u = accounting_user(&m->acct, c->uid);
+		if (u)
+			vl_error_pin_budget(link, m, u, pin);
+		else
+			sd_varlink_error_errno(link, -ENOMEM);
+		return false;
+	}
 	bool iommufd = backend == IOPF_BACKEND_IOMMUFD;
 	if (iommufd && (a->iommufd_index < 0 || a->ioas_id < 0 || a->ioas_id > UINT32_MAX))
 		return vl_error_reason(link, m, VL_INVALID_CONFIGURATION, "the iommufd backend needs iommufdIndex and ioasId"),
@@ -195,7 +205,7 @@ static int method_add_region(sd_varlink *link, sd_json_variant *p, sd_varlink_me
 	if (!o)
 		return 0;
 	uint64_t max;
-	if (!accounting_allows(&m->acct, o->uid, ACCT_REGIONS, 1, c->uid == 0, &max))
+	if (!accounting_allows(&m->acct, o->uid, ACCT_REGIONS, 1, &max))
 		return vl_error_limit(link, m, "regions", max);
 	int memfd = vl_take_fd(link, m, a.memfd_index, "memfdIndex");
 	if (memfd < 0)

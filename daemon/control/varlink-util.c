@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -22,6 +23,7 @@ static const char *const vl_error_table[_VL_ERROR_MAX] = {
 	[VL_INVALID_REGION] = "io.iopfd.InvalidRegion",
 	[VL_INVALID_CONFIGURATION] = "io.iopfd.InvalidConfiguration",
 	[VL_LIMIT_REACHED] = "io.iopfd.LimitReached",
+	[VL_PIN_BUDGET_EXCEEDED] = "io.iopfd.PinBudgetExceeded",
 	[VL_PERMISSION_DENIED] = "io.iopfd.PermissionDenied",
 	[VL_BACKEND_FAILED] = "io.iopfd.BackendFailed",
 	[VL_SHUTTING_DOWN] = "io.iopfd.ShuttingDown",
@@ -72,6 +74,25 @@ int vl_error_limit(sd_varlink *link, struct manager *m, const char *limit, uint6
 	return replyb(link, m, VL_LIMIT_REACHED,
 	              SD_JSON_BUILD_OBJECT(SD_JSON_BUILD_PAIR_STRING("limit", limit),
 	                                   SD_JSON_BUILD_PAIR_UNSIGNED("max", max)));
+}
+
+int vl_error_pin_budget(sd_varlink *link, struct manager *m, const struct uid_usage *u, uint64_t requested) {
+	/* Say how to raise it: the line an operator would add. */
+	char hint[256], size[32];
+	struct passwd *pw = getpwuid(u->uid);
+	format_size(u->used[ACCT_PIN] + requested, size, sizeof(size));
+	if (pw)
+		snprintf(hint, sizeof(hint), "grant it with 'User=%s %s' (or a Group= line) under [PinBudget] in %s",
+		         pw->pw_name, size, IOPFD_CONFIG_FILE);
+	else
+		snprintf(hint, sizeof(hint), "grant it with 'User=%u %s' under [PinBudget] in %s", (unsigned)u->uid,
+		         size, IOPFD_CONFIG_FILE);
+	return replyb(link, m, VL_PIN_BUDGET_EXCEEDED,
+	              SD_JSON_BUILD_OBJECT(SD_JSON_BUILD_PAIR_UNSIGNED("budget", u->pin_budget),
+	                                   SD_JSON_BUILD_PAIR_UNSIGNED("reserved", u->used[ACCT_PIN]),
+	                                   SD_JSON_BUILD_PAIR_UNSIGNED("requested", requested),
+	                                   SD_JSON_BUILD_PAIR_STRING("grant", u->pin_source),
+	                                   SD_JSON_BUILD_PAIR_STRING("hint", hint)));
 }
 
 int vl_error_backend(sd_varlink *link, struct manager *m, int error, const char *message) {

@@ -30,6 +30,7 @@ enum vl_error {
 	VL_INVALID_REGION,
 	VL_INVALID_CONFIGURATION,
 	VL_LIMIT_REACHED,
+	VL_PIN_BUDGET_EXCEEDED,
 	VL_PERMISSION_DENIED,
 	VL_BACKEND_FAILED,
 	VL_SHUTTING_DOWN,
@@ -65,6 +66,9 @@ int vl_error_no_such(sd_varlink *link, struct manager *m, enum vl_error e, uint6
 int vl_error_bad_fd(sd_varlink *link, struct manager *m, const char *parameter, const char *reason);
 int vl_error_reason(sd_varlink *link, struct manager *m, enum vl_error e, const char *reason); /* Invalid* */
 int vl_error_limit(sd_varlink *link, struct manager *m, const char *limit, uint64_t max);
+struct uid_usage;
+/* PinBudgetExceeded: `requested` more does not fit in u's budget. */
+int vl_error_pin_budget(sd_varlink *link, struct manager *m, const struct uid_usage *u, uint64_t requested);
 int vl_error_backend(sd_varlink *link, struct manager *m, int error, const char *message);
 int vl_error_invalid_parameter(sd_varlink *link, struct manager *m, const char *name);
 

@@ -36,12 +36,11 @@ static const char *const methods[] = {
 
 static void setup(void) {
 	log_set_max_level(LOG_CRIT);
-	struct manager_config cfg = {
-		.no_listen = true,
-		.workers = 1,
-		.limits = {.connections_per_uid = 8,
-		           .max = {[ACCT_QUEUES] = 8, [ACCT_SPACES] = 8, [ACCT_REGIONS] = 8, [ACCT_QUOTA] = 1 << 20}},
-	};
+	struct manager_config cfg = {.no_listen = true, .workers = 1};
+	CHECK(config_defaults(&cfg.config) == 0);
+	cfg.config.limits = (struct iopfd_limits){
+		.connections_per_uid = 8, .max = {[ACCT_QUEUES] = 8, [ACCT_SPACES] = 8, [ACCT_REGIONS] = 8}};
+	cfg.config.grants[0].bytes = 1 << 20; /* root's: the fuzzer pins little */
 	CHECK(manager_new(&cfg, &m) == 0);
 	CHECK(manager_startup(m) >= 0);
 }

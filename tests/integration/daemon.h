@@ -3,6 +3,7 @@
 #pragma once
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -16,7 +17,9 @@ struct daemon {
 };
 
 /* Start build/iopfd (IOPFD_BINARY, set by meson) with extra arguments
- * (NULL-terminated) and wait until it accepts connections. */
+ * (NULL-terminated) and wait until it accepts connections. Unless the
+ * arguments name a --config, it runs on the compiled-in defaults alone, not
+ * on whatever /etc/iopfd of the machine says. */
 static inline void daemon_start(struct daemon *d, const char *const *extra) {
 	const char *bin = getenv("IOPFD_BINARY");
 	cr_assert(bin, "IOPFD_BINARY is not set");
@@ -28,8 +31,15 @@ static inline void daemon_start(struct daemon *d, const char *const *extra) {
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		const char *argv[32] = {bin, "--socket", d->socket, "--workers", "2"};
 		int n = 5;
-		for (int i = 0; extra && extra[i] && n < 30; i++)
+		bool config = false;
+		for (int i = 0; extra && extra[i] && n < 28; i++) {
+			config |= !strcmp(extra[i], "--config");
 			argv[n++] = extra[i];
+		}
+		if (!config) {
+			argv[n++] = "--config";
+			argv[n++] = "/dev/null";
+		}
 		argv[n] = NULL;
 		execv(bin, (char *const *)argv);
 		_exit(127);

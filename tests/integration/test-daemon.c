@@ -332,7 +332,8 @@ static void nobody_touches(void *arg) {
 	sd_json_variant *rep;
 	cr_assert_eq(iopfc_call(v, "io.iopfd.ListQueues", NULL, NULL, 0, &rep, &err), 0);
 	cr_assert_eq(sd_json_variant_elements(sd_json_variant_by_key(rep, "queues")), 0, "others' queues are hidden");
-	/* Limits: the daemon runs with --max-queues-per-uid 2 --max-quota-per-uid 1M. */
+	/* Limits: the daemon runs with --max-queues-per-uid 2, and a user
+	 * without a grant may reserve 8 MiB for pinning. */
 	for (int i = 0; i < 2; i++) {
 		int sv[2];
 		relay_pair(sv);
@@ -342,13 +343,15 @@ static void nobody_touches(void *arg) {
 	relay_pair(sv);
 	cr_assert_eq(iopfc_register_queue(v, sv[0], NULL, NULL, NULL, &err), -EREMOTEIO);
 	cr_assert_str_eq(err, "io.iopfd.LimitReached");
-	cr_assert_eq(iopfc_create_space(v, "none", 2 << 20, 0, 0, -1, 0, NULL, &err), -EREMOTEIO);
-	cr_assert_str_eq(err, "io.iopfd.LimitReached", "over the quota limit");
+	cr_assert_eq(iopfc_create_space(v, "mlock", 16 << 20, 0, 0, -1, 0, NULL, &err), -EREMOTEIO);
+	cr_assert_str_eq(err, "io.iopfd.PinBudgetExceeded", "over the pin budget");
+	cr_assert_eq(iopfc_create_space(v, "none", 16 << 20, 0, 0, -1, 0, NULL, &err), 0,
+	             "none pins nothing: its quota reserves nothing (%s)", err);
 	sd_varlink_unref(v);
 }
 
 Test(daemon, bad_requests_get_named_errors_while_others_run) {
-	const char *extra[] = {"--max-queues-per-uid", "2", "--max-quota-per-uid", "1048576", NULL};
+	const char *extra[] = {"--max-queues-per-uid", "2", NULL};
 	daemon_start(&d, extra);
 	struct load l;
 	load_start(&l, 4, "none", 1 << 30, false);
@@ -381,7 +384,8 @@ Test(daemon, bad_requests_get_named_errors_while_others_run) {
 	sd_json_variant *errors = sd_json_variant_by_key(s, "requestErrors");
 	cr_assert_geq(iopfc_u64(errors, "io.iopfd.BadFileDescriptor"), 7, "refusals are counted");
 	cr_assert_geq(iopfc_u64(errors, "io.iopfd.PermissionDenied"), 2);
-	cr_assert_geq(iopfc_u64(errors, "io.iopfd.LimitReached"), 2);
+	cr_assert_geq(iopfc_u64(errors, "io.iopfd.LimitReached"), 1);
+	cr_assert_geq(iopfc_u64(errors, "io.iopfd.PinBudgetExceeded"), 1);
 
 	pthread_join(r.th, NULL);
 	cr_assert_gt(load_check(&l), 1000, "the other client's load ran on");

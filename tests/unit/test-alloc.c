@@ -588,13 +588,10 @@ static struct manager *mgr;
 static void manager_setup(void) {
 	log_set_max_level(LOG_CRIT);
 	hold_fd0();
-	struct manager_config cfg = {
-		.no_listen = true,
-		.workers = 1,
-		.limits = {.connections_per_uid = 64,
-		           .max = {[ACCT_QUEUES] = 64, [ACCT_SPACES] = 64, [ACCT_REGIONS] = 64,
-		                   [ACCT_QUOTA] = 1ull << 40}},
-	};
+	struct manager_config cfg = {.no_listen = true, .workers = 1};
+	cr_assert_eq(config_defaults(&cfg.config), 0);
+	cfg.config.limits = (struct iopfd_limits){
+		.connections_per_uid = 64, .max = {[ACCT_QUEUES] = 64, [ACCT_SPACES] = 64, [ACCT_REGIONS] = 64}};
 	cr_assert_eq(manager_new(&cfg, &mgr), 0);
 	cr_assert_geq(manager_startup(mgr), 0);
 }
@@ -893,7 +890,7 @@ Test(varlink_alloc, fds_with_the_first_call) {
  * leaves a manager that manager_free() takes apart without leaking. */
 static int op_manager(void *p) {
 	struct manager **m = p;
-	struct manager_config cfg = {.no_listen = true, .workers = 1, .limits = {.connections_per_uid = 8}};
+	struct manager_config cfg = {.no_listen = true, .workers = 1, .config = {.limits = {.connections_per_uid = 8}}};
 	*m = NULL;
 	int r = manager_new(&cfg, m);
 	if (r < 0)

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The daemon's configuration: the per-user limits and the pin budgets, read
+ * in the systemd style from /etc/iopfd/iopfd.conf and then the drop-ins
+ * iopfd.conf.d/ *.conf beside it (and in /run/iopfd and /usr/lib/iopfd; a
+ * drop-in in /etc overrides one of the same name further down), over the
+ * defaults compiled in. Later assignments win; a grant for a user or group
+ * given again replaces the earlier one.
+ *
+ *   [Limits]
+ *   ConnectionsPerUser=64
+ *   QueuesPerUser=4096
+ *   SpacesPerUser=1024
+ *   RegionsPerUser=4096
+ *
+ *   [PinBudget]
+ *   Default=8M            what a user without a grant may pin
+ *   User=root infinity    a user, by name or uid
+ *   Group=kvm 16G         the members of a group, by name or gid
+ *
+ * A user's budget is its own grant, else the largest grant among its
+ * groups, else Default. Root's is the same rule; the compiled-in
+ * "User=root infinity" can be overridden like any other grant. The per-user
+ * counts in [Limits] do not apply to root.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "accounting.h"
+#include "shared/size-util.h"
+
+#define IOPFD_CONFIG_FILE "/etc/iopfd/iopfd.conf"
+#define IOPFD_PIN_UNLIMITED SIZE_INFINITY
+
+struct pin_grant {
+	bool group;
+	char *who;      /* as written: a name, or a number */
+	uint64_t bytes; /* IOPFD_PIN_UNLIMITED: infinity */
+};
+
+struct iopfd_config {
+	struct iopfd_limits limits;
+	uint64_t pin_default;
+	struct pin_grant *grants;
+	size_t n_grants;
+	unsigned warnings; /* lines ignored while reading */
+};
+
+/* The compiled-in defaults. */
+int config_defaults(struct iopfd_config *c);
+void config_done(struct iopfd_config *c);
+
+/* The defaults, then `path` (IOPFD_CONFIG_FILE when NULL; a missing file is
+ * fine) and its drop-ins. Lines that cannot be used are logged with their
+ * file and line, counted in c->warnings and skipped. -ENOMEM, or -errno
+ * when a file that exists cannot be read. */
+int config_load(struct iopfd_config *c, const char *path);
+/* One file's text (for the loader and for tests). */
+int config_parse(struct iopfd_config *c, FILE *f, const char *name);
+
+/* A user's pin budget and where it comes from ("user root", "group kvm",
+ * "default"), resolving names through the user database. */
+struct pin_budget {
+	uint64_t bytes;
+	char source[96];
+};
+void config_pin_budget(const struct iopfd_config *c, uid_t uid, struct pin_budget *out);
