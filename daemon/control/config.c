@@ -37,6 +37,14 @@ int config_defaults(struct iopfd_config *c) {
 	return 0;
 }
 
+void config_override(struct iopfd_config *c, const struct config_overrides *o) {
+	for (int i = 0; i < _ACCT_RESOURCE_MAX; i++)
+		if (o->given[i])
+			c->limits.max[i] = o->value[i];
+	if (o->given[_ACCT_RESOURCE_MAX])
+		c->limits.connections_per_uid = (unsigned)o->value[_ACCT_RESOURCE_MAX];
+}
+
 void config_done(struct iopfd_config *c) {
 	for (size_t i = 0; i < c->n_grants; i++)
 		free(c->grants[i].who);

@@ -33,7 +33,10 @@
 #include "accounting.h"
 #include "shared/size-util.h"
 
-#define IOPFD_CONFIG_FILE "/etc/iopfd/iopfd.conf"
+#ifndef IOPFD_CONFIG_DIR
+#define IOPFD_CONFIG_DIR "/etc/iopfd"
+#endif
+#define IOPFD_CONFIG_FILE IOPFD_CONFIG_DIR "/iopfd.conf"
 #define IOPFD_PIN_UNLIMITED SIZE_INFINITY
 
 struct pin_grant {
@@ -49,6 +52,14 @@ struct iopfd_config {
 	size_t n_grants;
 	unsigned warnings; /* lines ignored while reading */
 };
+
+/* Limits given on the command line, which win over the files (also when
+ * they are read again). [_ACCT_RESOURCE_MAX] is the connections'. */
+struct config_overrides {
+	bool given[_ACCT_RESOURCE_MAX + 1];
+	uint64_t value[_ACCT_RESOURCE_MAX + 1];
+};
+void config_override(struct iopfd_config *c, const struct config_overrides *o);
 
 /* The compiled-in defaults. */
 int config_defaults(struct iopfd_config *c);

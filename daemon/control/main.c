@@ -19,6 +19,8 @@ static void help(void) {
 	printf("iopfd: services IOMMU I/O page faults for devices whose memory is not pinned up front.\n\n"
 	       "  --socket PATH                 listen on PATH (default: the socket systemd passes,\n"
 	       "                                else " IOPFD_SOCKET_DEFAULT ")\n"
+	       "  --socket-mode MODE            of a socket iopfd makes itself (default 0660)\n"
+	       "  --socket-group GROUP          its group (default " IOPFD_SOCKET_GROUP "): root and its members may connect\n"
 	       "  --workers N                   worker threads (default: online CPUs)\n"
 	       "  --config PATH                 the configuration (default: " IOPFD_CONFIG_FILE "\n"
 	       "                                and its drop-ins; see iopfd.conf(5))\n"
@@ -45,12 +47,12 @@ static int parse_u64(const char *s, uint64_t *out) {
 
 int main(int argc, char **argv) {
 	struct manager_config cfg = {0};
-	/* Command-line limits, applied over the configuration once it is read. */
-	uint64_t over[_ACCT_RESOURCE_MAX + 1];
-	bool given[_ACCT_RESOURCE_MAX + 1] = {0};
-	enum { OPT_SOCKET = 256, OPT_WORKERS, OPT_CONFIG, OPT_CONN, OPT_QUEUES, OPT_SPACES, OPT_REGIONS, OPT_VERSION };
+	struct config_overrides *over = &cfg.overrides;
+	enum { OPT_SOCKET = 256, OPT_SOCKET_MODE, OPT_SOCKET_GROUP, OPT_WORKERS, OPT_CONFIG, OPT_CONN, OPT_QUEUES, OPT_SPACES, OPT_REGIONS, OPT_VERSION };
 	static const struct option opts[] = {
 		{"socket", required_argument, NULL, OPT_SOCKET},
+		{"socket-mode", required_argument, NULL, OPT_SOCKET_MODE},
+		{"socket-group", required_argument, NULL, OPT_SOCKET_GROUP},
 		{"workers", required_argument, NULL, OPT_WORKERS},
 		{"config", required_argument, NULL, OPT_CONFIG},
 		{"max-connections-per-uid", required_argument, NULL, OPT_CONN},
@@ -65,18 +67,30 @@ int main(int argc, char **argv) {
 	int o;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
 		uint64_t v = 0;
-		if (optarg && o != OPT_SOCKET && o != OPT_CONFIG && (parse_u64(optarg, &v) < 0 || v > UINT32_MAX)) {
+		bool text = o == OPT_SOCKET || o == OPT_CONFIG || o == OPT_SOCKET_GROUP || o == OPT_SOCKET_MODE;
+		if (optarg && !text && (parse_u64(optarg, &v) < 0 || v > UINT32_MAX)) {
 			log_error("invalid number for --%s: %s", opts[o - OPT_SOCKET].name, optarg);
 			return 2;
 		}
 		switch (o) {
 		case OPT_SOCKET: cfg.socket_path = optarg; break;
+		case OPT_SOCKET_MODE: {
+			char *end;
+			unsigned long mode = strtoul(optarg, &end, 8);
+			if (!*optarg || *end || mode == 0 || mode > 0777) {
+				log_error("invalid mode for --socket-mode: %s", optarg);
+				return 2;
+			}
+			cfg.socket_mode = (mode_t)mode;
+			break;
+		}
+		case OPT_SOCKET_GROUP: cfg.socket_group = optarg; break;
 		case OPT_WORKERS: cfg.workers = (unsigned)v; break;
 		case OPT_CONFIG: cfg.config_path = optarg; break;
-		case OPT_CONN: over[_ACCT_RESOURCE_MAX] = v, given[_ACCT_RESOURCE_MAX] = true; break;
-		case OPT_QUEUES: over[ACCT_QUEUES] = v, given[ACCT_QUEUES] = true; break;
-		case OPT_SPACES: over[ACCT_SPACES] = v, given[ACCT_SPACES] = true; break;
-		case OPT_REGIONS: over[ACCT_REGIONS] = v, given[ACCT_REGIONS] = true; break;
+		case OPT_CONN: over->value[_ACCT_RESOURCE_MAX] = v, over->given[_ACCT_RESOURCE_MAX] = true; break;
+		case OPT_QUEUES: over->value[ACCT_QUEUES] = v, over->given[ACCT_QUEUES] = true; break;
+		case OPT_SPACES: over->value[ACCT_SPACES] = v, over->given[ACCT_SPACES] = true; break;
+		case OPT_REGIONS: over->value[ACCT_REGIONS] = v, over->given[ACCT_REGIONS] = true; break;
 		case OPT_VERSION: puts("iopfd " PROJECT_VERSION); return 0;
 		case 'h': help(); return 0;
 		default: return 2;
@@ -91,11 +105,7 @@ int main(int argc, char **argv) {
 		config_done(&cfg.config);
 		return 1;
 	}
-	for (int i = 0; i < _ACCT_RESOURCE_MAX; i++)
-		if (given[i])
-			cfg.config.limits.max[i] = over[i];
-	if (given[_ACCT_RESOURCE_MAX])
-		cfg.config.limits.connections_per_uid = (unsigned)over[_ACCT_RESOURCE_MAX];
+	config_override(&cfg.config, over);
 
 	struct manager *m;
 	r = manager_new(&cfg, &m);

@@ -5,6 +5,7 @@
  * drain that answers everything in flight before the daemon exits.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,14 +171,44 @@ int manager_new(const struct manager_config *cfg, struct manager **out) {
 	return 0;
 }
 
+/* SIGHUP (systemctl reload): the configuration read again. Budgets are
+ * worked out again for every user; what is reserved stays, and only new
+ * reservations meet the new budgets. A configuration that cannot be read
+ * leaves the old one in force. */
+static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+	struct manager *m = userdata;
+	char msg[64];
+	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%" PRIu64, now_usec());
+	sd_notify(0, msg);
+	struct iopfd_config c;
+	int r = config_load(&c, m->cfg.config_path);
+	if (r < 0) {
+		config_done(&c);
+		log_error("configuration not reloaded: the one in force stays");
+	} else {
+		config_override(&c, &m->cfg.overrides);
+		accounting_reconfigure(&m->acct, &c);
+		config_done(&m->cfg.config);
+		m->cfg.config = c;
+		m->acct.cfg = &m->cfg.config;
+		if (m->cfg.config.limits.connections_per_uid)
+			sd_varlink_server_set_connections_per_uid_max(m->server, m->cfg.config.limits.connections_per_uid);
+		log_info("configuration reloaded (%u lines ignored)", c.warnings);
+	}
+	sd_notify(0, "READY=1");
+	return 0;
+}
+
 static int add_signals(struct manager *m) {
 	/* Blocked here, before any worker starts, so that every thread
 	 * inherits the mask and the signals reach only the event loop. */
 	int r = sd_event_add_signal(m->event, NULL, SIGTERM | SD_EVENT_SIGNAL_PROCMASK, on_term, m);
 	if (r >= 0)
 		r = sd_event_add_signal(m->event, NULL, SIGINT | SD_EVENT_SIGNAL_PROCMASK, on_term, m);
+	if (r >= 0)
+		r = sd_event_add_signal(m->event, NULL, SIGHUP | SD_EVENT_SIGNAL_PROCMASK, on_hup, m);
 	if (r < 0)
-		return log_error_errno(r, "Failed to watch SIGTERM/SIGINT: %m");
+		return log_error_errno(r, "Failed to watch SIGTERM/SIGINT/SIGHUP: %m");
 	signal(SIGPIPE, SIG_IGN);
 	return test_hooks_setup(m);
 }

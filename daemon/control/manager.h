@@ -31,12 +31,18 @@
 #include "restart.h"
 #include "varlink-util.h"
 
+/* The group whose members may connect (the units' and sysusers.d's too). */
+#define IOPFD_SOCKET_GROUP "iopfd"
+
 struct manager_config {
 	const char *socket_path; /* NULL: socket activation, else IOPFD_SOCKET_DEFAULT */
+	mode_t socket_mode;      /* a socket iopfd makes itself; 0: 0660 */
+	const char *socket_group; /* its group; NULL: IOPFD_SOCKET_GROUP */
 	bool no_listen;          /* connections only through manager_add_connection() (fuzzers) */
 	unsigned workers;        /* 0: online CPUs */
 	const char *config_path; /* NULL: IOPFD_CONFIG_FILE */
 	struct iopfd_config config; /* the manager's once given to manager_new() */
+	struct config_overrides overrides; /* applied again on reload */
 };
 
 /* A queue a worker dropped by itself, handed to the control thread. */

@@ -96,6 +96,25 @@ static SD_VARLINK_DEFINE_STRUCT_TYPE(
 	SD_VARLINK_DEFINE_FIELD(space, SD_VARLINK_INT, 0));
 
 static SD_VARLINK_DEFINE_STRUCT_TYPE(
+	UserUsage,
+	SD_VARLINK_FIELD_COMMENT("The user."),
+	SD_VARLINK_DEFINE_FIELD(uid, SD_VARLINK_INT, 0),
+	SD_VARLINK_FIELD_COMMENT("Bytes its pinning address spaces may reserve in all (their quotas); null: unlimited."),
+	SD_VARLINK_DEFINE_FIELD(pinBudget, SD_VARLINK_INT, SD_VARLINK_NULLABLE),
+	SD_VARLINK_FIELD_COMMENT("Where the budget comes from: \"user NAME\", \"group NAME\" or \"default\" ([PinBudget] in iopfd.conf)."),
+	SD_VARLINK_DEFINE_FIELD(pinGrant, SD_VARLINK_STRING, 0),
+	SD_VARLINK_FIELD_COMMENT("Bytes reserved: the quotas of its address spaces whose backend pins."),
+	SD_VARLINK_DEFINE_FIELD(pinReserved, SD_VARLINK_INT, 0),
+	SD_VARLINK_FIELD_COMMENT("Bytes those spaces pin now."),
+	SD_VARLINK_DEFINE_FIELD(pinned, SD_VARLINK_INT, 0),
+	SD_VARLINK_FIELD_COMMENT("Its queues."),
+	SD_VARLINK_DEFINE_FIELD(queues, SD_VARLINK_INT, 0),
+	SD_VARLINK_FIELD_COMMENT("Its address spaces."),
+	SD_VARLINK_DEFINE_FIELD(spaces, SD_VARLINK_INT, 0),
+	SD_VARLINK_FIELD_COMMENT("Its regions."),
+	SD_VARLINK_DEFINE_FIELD(regions, SD_VARLINK_INT, 0));
+
+static SD_VARLINK_DEFINE_STRUCT_TYPE(
 	Statistics,
 	SD_VARLINK_FIELD_COMMENT("Seconds since the daemon started."),
 	SD_VARLINK_DEFINE_FIELD(uptime, SD_VARLINK_FLOAT, 0),
@@ -139,6 +158,8 @@ static SD_VARLINK_DEFINE_STRUCT_TYPE(
 	SD_VARLINK_DEFINE_FIELD(unsentResponses, SD_VARLINK_INT, 0),
 	SD_VARLINK_FIELD_COMMENT("Bytes pinned now, over all address spaces."),
 	SD_VARLINK_DEFINE_FIELD(pinned, SD_VARLINK_INT, 0),
+	SD_VARLINK_FIELD_COMMENT("Pin budgets and use by user: every user that connected, for root; the caller alone, for others."),
+	SD_VARLINK_DEFINE_FIELD_BY_TYPE(users, UserUsage, SD_VARLINK_ARRAY),
 	SD_VARLINK_FIELD_COMMENT("Per-group service time (read to response written), median, microseconds."),
 	SD_VARLINK_DEFINE_FIELD(p50us, SD_VARLINK_FLOAT, 0),
 	SD_VARLINK_FIELD_COMMENT("The same, 99th percentile."),
@@ -369,6 +390,8 @@ SD_VARLINK_DEFINE_INTERFACE(
 	&vl_type_Space,
 	SD_VARLINK_SYMBOL_COMMENT("A (queue, device, PASID) routed to an address space."),
 	&vl_type_Binding,
+	SD_VARLINK_SYMBOL_COMMENT("A user's pin budget and what it holds."),
+	&vl_type_UserUsage,
 	SD_VARLINK_SYMBOL_COMMENT("The daemon's figures."),
 	&vl_type_Statistics,
 	SD_VARLINK_SYMBOL_COMMENT("Hand a fault queue to the daemon; its fd is passed with the call."),

@@ -17,7 +17,7 @@ extern const struct vl_method vl_space_methods[];
 /* GetStatistics, Monitor. */
 extern const struct vl_method vl_stats_methods[];
 
-/* The Statistics object. */
-int stats_build(struct manager *m, sd_json_variant **ret);
+/* The Statistics object, as `viewer` may see it. */
+int stats_build(struct manager *m, uid_t viewer, sd_json_variant **ret);
 /* Stop the monitors of a connection (of all, with NULL). */
 void monitors_drop_link(struct manager *m, sd_varlink *link);

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <grp.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -67,12 +69,20 @@ static int listen_socket(struct manager *m) {
 		mkdir("/run/iopfd", 0755);
 	/* A stale socket from an earlier run would make bind() fail. */
 	unlink(path);
-	/* Anyone may connect: each client sees and touches only its own
-	 * objects (root all), and per-uid limits bound what it can take. */
-	r = sd_varlink_server_listen_address(m->server, path, 0666);
+	/* As iopfd.socket does it: root and the members of the socket's group
+	 * may connect. The group is set after the bind, so that until then
+	 * the socket is root's alone. */
+	mode_t mode = m->cfg.socket_mode ? m->cfg.socket_mode : 0660;
+	const char *group = m->cfg.socket_group ? m->cfg.socket_group : IOPFD_SOCKET_GROUP;
+	r = sd_varlink_server_listen_address(m->server, path, mode);
 	if (r < 0)
 		return log_error_errno(r, "Failed to listen on %s: %m", path);
-	log_info("listening on %s", path);
+	struct group *g = getgrnam(group);
+	if (!g)
+		log_notice("no group %s: only root may connect to %s unless its mode lets others", group, path);
+	else if (chown(path, (uid_t)-1, g->gr_gid) < 0)
+		return log_error_errno(errno, "Failed to give %s to group %s: %m", path, group);
+	log_info("listening on %s (mode %04o, group %s)", path, (unsigned)mode, g ? group : "root");
 	return 0;
 }
 

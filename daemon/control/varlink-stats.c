@@ -14,6 +14,7 @@
 
 struct monitor {
 	struct manager *m;
+	uid_t uid; /* who asked: root sees every user's figures, others their own */
 	sd_varlink *link;
 	sd_event_source *timer;
 	uint64_t interval_us;
@@ -42,7 +43,44 @@ static int collect_device(const struct iopf_binding *b, void *ud) {
 	return 0;
 }
 
-int stats_build(struct manager *m, sd_json_variant **ret) {
+/* Each user's budget and use; all of them for root, else the viewer's. */
+static int users_build(struct manager *m, uid_t viewer, sd_json_variant **ret) {
+	if (!accounting_user(&m->acct, viewer)) /* the viewer's own budget, seen or not */
+		return -ENOMEM;
+	_cleanup_(sd_json_variant_unrefp) sd_json_variant *list = NULL;
+	for (const struct uid_usage *u = accounting_next(&m->acct, NULL); u; u = accounting_next(&m->acct, u)) {
+		if (viewer != 0 && u->uid != viewer)
+			continue;
+		uint64_t pinned = 0;
+		struct object *o;
+		objects_foreach(o, m, OBJECT_SPACE) {
+			if (o->uid != u->uid)
+				continue;
+			struct iopf_space_stats st;
+			iopf_space_get_stats(o->s, &st);
+			pinned += st.pinned_bytes;
+		}
+		bool unlimited = u->pin_budget == IOPFD_PIN_UNLIMITED;
+		int r = sd_json_variant_append_arraybo(
+			&list, SD_JSON_BUILD_PAIR_UNSIGNED("uid", u->uid),
+			SD_JSON_BUILD_PAIR_CONDITION(!unlimited, "pinBudget", SD_JSON_BUILD_UNSIGNED(u->pin_budget)),
+			SD_JSON_BUILD_PAIR_CONDITION(unlimited, "pinBudget", SD_JSON_BUILD_NULL),
+			SD_JSON_BUILD_PAIR_STRING("pinGrant", u->pin_source),
+			SD_JSON_BUILD_PAIR_UNSIGNED("pinReserved", u->used[ACCT_PIN]),
+			SD_JSON_BUILD_PAIR_UNSIGNED("pinned", pinned),
+			SD_JSON_BUILD_PAIR_UNSIGNED("queues", u->used[ACCT_QUEUES]),
+			SD_JSON_BUILD_PAIR_UNSIGNED("spaces", u->used[ACCT_SPACES]),
+			SD_JSON_BUILD_PAIR_UNSIGNED("regions", u->used[ACCT_REGIONS]));
+		if (r < 0)
+			return r;
+	}
+	if (!list)
+		return sd_json_variant_new_array(ret, NULL, 0);
+	*ret = TAKE_PTR(list);
+	return 0;
+}
+
+int stats_build(struct manager *m, uid_t viewer, sd_json_variant **ret) {
 	struct iopf_counters c;
 	struct iopf_hist h;
 	iopf_engine_counters(m->engine, &c);
@@ -70,6 +108,9 @@ int stats_build(struct manager *m, sd_json_variant **ret) {
 			r = sd_json_variant_set_field_unsigned(&errors, vl_error_to_string(i), m->request_errors[i]);
 	if (r < 0)
 		return r;
+	_cleanup_(sd_json_variant_unrefp) sd_json_variant *users = NULL;
+	if ((r = users_build(m, viewer, &users)) < 0)
+		return r;
 	const struct restart *rs = &m->restart;
 	return sd_json_buildo(
 		ret,
@@ -94,6 +135,7 @@ int stats_build(struct manager *m, sd_json_variant **ret) {
 		SD_JSON_BUILD_PAIR_UNSIGNED("cutGroups", c.cut_groups),
 		SD_JSON_BUILD_PAIR_UNSIGNED("unsentResponses", c.unsent_responses),
 		SD_JSON_BUILD_PAIR_UNSIGNED("pinned", pinned),
+		SD_JSON_BUILD_PAIR("users", SD_JSON_BUILD_VARIANT(users)),
 		SD_JSON_BUILD_PAIR_REAL("p50us", (double)iopf_hist_quantile(&h, 0.5) / 1000.0),
 		SD_JSON_BUILD_PAIR_REAL("p99us", (double)iopf_hist_quantile(&h, 0.99) / 1000.0),
 		SD_JSON_BUILD_PAIR_REAL("p999us", (double)iopf_hist_quantile(&h, 0.999) / 1000.0),
@@ -110,7 +152,7 @@ static int method_get_statistics(sd_varlink *link, sd_json_variant *p, sd_varlin
 	if (r <= 0)
 		return r;
 	_cleanup_(sd_json_variant_unrefp) sd_json_variant *st = NULL;
-	r = stats_build(c->m, &st);
+	r = stats_build(c->m, c->uid, &st);
 	if (r < 0)
 		return r;
 	return sd_varlink_replybo(link, SD_JSON_BUILD_PAIR("statistics", SD_JSON_BUILD_VARIANT(st)));
@@ -119,7 +161,7 @@ static int method_get_statistics(sd_varlink *link, sd_json_variant *p, sd_varlin
 static int monitor_tick(sd_event_source *s, uint64_t usec, void *userdata) {
 	struct monitor *mon = userdata;
 	_cleanup_(sd_json_variant_unrefp) sd_json_variant *st = NULL;
-	int r = stats_build(mon->m, &st);
+	int r = stats_build(mon->m, mon->uid, &st);
 	if (r >= 0)
 		r = sd_varlink_notifybo(mon->link, SD_JSON_BUILD_PAIR("statistics", SD_JSON_BUILD_VARIANT(st)));
 	if (r < 0) {
@@ -151,6 +193,7 @@ static int method_monitor(sd_varlink *link, sd_json_variant *p, sd_varlink_metho
 	if (!mon)
 		return -ENOMEM;
 	mon->m = m;
+	mon->uid = c->uid;
 	mon->interval_us = interval * 1000;
 	r = sd_event_add_time_relative(m->event, &mon->timer, CLOCK_MONOTONIC, 0, 1000, monitor_tick, mon);
 	if (r < 0)

@@ -24,6 +24,7 @@ static void help(void) {
 	       "  queues      registered queues\n"
 	       "  spaces      address spaces\n"
 	       "  bindings    (queue, device, PASID) -> address space\n"
+	       "  users       pin budgets and what each user holds (root sees every user)\n"
 	       "  stats       every counter\n"
 	       "  monitor     live figures [--interval MS] [--count N]\n");
 }
@@ -185,6 +186,33 @@ static int cmd_stats(sd_varlink *v) {
 	return 0;
 }
 
+static int cmd_users(sd_varlink *v) {
+	const char *err;
+	sd_json_variant *s, *u;
+	int r = iopfc_statistics(v, &s, &err);
+	if (r < 0)
+		return fail(r, "GetStatistics", err);
+	sd_json_variant *arr = sd_json_variant_by_key(s, "users");
+	if (json)
+		return print_json(arr), 0;
+	printf("%8s %12s %12s %12s %-24s %7s %7s %8s\n", "UID", "BUDGET", "RESERVED", "PINNED", "GRANT", "QUEUES",
+	       "SPACES", "REGIONS");
+	ARRAY_FOREACH(u, arr) {
+		char budget[32], reserved[32], pinned[32];
+		sd_json_variant *b = sd_json_variant_by_key(u, "pinBudget");
+		if (!b || sd_json_variant_is_null(b))
+			snprintf(budget, sizeof(budget), "unlimited");
+		else
+			human_bytes(sd_json_variant_unsigned(b), budget, sizeof(budget));
+		human_bytes(iopfc_u64(u, "pinReserved"), reserved, sizeof(reserved));
+		human_bytes(iopfc_u64(u, "pinned"), pinned, sizeof(pinned));
+		printf("%8" PRIu64 " %12s %12s %12s %-24s %7" PRIu64 " %7" PRIu64 " %8" PRIu64 "\n", iopfc_u64(u, "uid"),
+		       budget, reserved, pinned, str(u, "pinGrant"), iopfc_u64(u, "queues"), iopfc_u64(u, "spaces"),
+		       iopfc_u64(u, "regions"));
+	}
+	return 0;
+}
+
 struct mon {
 	unsigned seen;
 	uint64_t last_groups, last_faults;
@@ -268,7 +296,7 @@ int main(int argc, char **argv) {
 		int (*fn)(sd_varlink *);
 	} cmds[] = {
 		{"status", cmd_status}, {"queues", cmd_queues}, {"spaces", cmd_spaces},
-		{"bindings", cmd_bindings}, {"stats", cmd_stats}, {"monitor", cmd_monitor},
+		{"bindings", cmd_bindings}, {"users", cmd_users}, {"stats", cmd_stats}, {"monitor", cmd_monitor},
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (strcmp(cmd, cmds[i].name))

@@ -29,8 +29,9 @@ static inline void daemon_start(struct daemon *d, const char *const *extra) {
 	if (d->pid == 0) {
 		/* A test that crashes takes its daemon with it. */
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		const char *argv[32] = {bin, "--socket", d->socket, "--workers", "2"};
-		int n = 5;
+		/* Tests connect as other users too. */
+		const char *argv[32] = {bin, "--socket", d->socket, "--socket-mode", "0666", "--workers", "2"};
+		int n = 7;
 		bool config = false;
 		for (int i = 0; extra && extra[i] && n < 28; i++) {
 			config |= !strcmp(extra[i], "--config");
