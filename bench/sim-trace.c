@@ -193,7 +193,7 @@ static int reap_zstd(pid_t pid, const char **why) {
 		*why = "zstd is not installed: it is needed for .zst traces (or decompress the file first)";
 		return -ENOENT;
 	}
-	*why = "zstd failed";
+	*why = "zstd failed (not zstd data?)";
 	return -EBADMSG;
 }
 
@@ -225,8 +225,11 @@ static int read_file(const char *path, struct trace *tr, const char **why) {
 	else
 		close(fd);
 	int z = reap_zstd(pid, why);
-	if (z == -ENOENT || (r == 0 && z < 0)) {
-		trace_free(tr);
+	if (z < 0) {
+		/* What zstd says (not there, not zstd data) comes first:
+		 * whatever was read is not the file's. */
+		if (r == 0)
+			trace_free(tr);
 		return z;
 	}
 	if (r == -EBADMSG)
