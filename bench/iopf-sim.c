@@ -355,7 +355,7 @@ static double waste_pct(const struct sim_counts *c) {
 	return c->mapped_bytes ? 100.0 * (double)c->waste_bytes / (double)c->mapped_bytes : 0;
 }
 
-static void print_table(const struct traces *ts, const struct pool *p) {
+static void print_table(const struct pool *p) {
 	const struct sim_trace *last = NULL;
 	for (size_t i = 0; i < p->n; i++) {
 		const struct job *j = &p->jobs[i];
@@ -375,7 +375,6 @@ static void print_table(const struct traces *ts, const struct pool *p) {
 		       c->batches, c->maps, c->unmaps, mib(c->mapped_bytes), c->pinned_peak >> 10, c->evictions,
 		       waste_pct(c));
 	}
-	(void)ts;
 }
 
 static void json_str(FILE *f, const char *s) {
@@ -481,7 +480,7 @@ int main(int argc, char **argv) {
 		}
 		refusals += j->c.quota_refusals;
 	}
-	print_table(&ts, &p);
+	print_table(&p);
 	if (o.json)
 		write_json(o.json, &ts, &p);
 	printf("\nSUMMARY traces=%zu runs=%zu quota_refusals=%" PRIu64 " errors=%d\n", ts.n, p.n, refusals, status);

@@ -157,8 +157,13 @@ static void stride(struct gen *g, size_t base, size_t n, size_t until) {
 }
 
 static void uniform(struct gen *g, size_t base, size_t n, size_t until) {
-	while (more_until(g, until))
-		push(g, 0, base + below(&g->rng, n), below(&g->rng, 4) == 0);
+	while (more_until(g, until)) {
+		/* Two draws, in this order: as arguments of one call, the
+		 * order would be the compiler's. */
+		uint64_t page = below(&g->rng, n);
+		bool write = below(&g->rng, 4) == 0;
+		push(g, 0, base + page, write);
+	}
 }
 
 static void zipf(struct gen *g, size_t base, size_t n, size_t until) {
@@ -168,8 +173,11 @@ static void zipf(struct gen *g, size_t base, size_t n, size_t until) {
 		g->err = -ENOMEM;
 		return;
 	}
-	while (more_until(g, until))
-		push(g, 0, base + where[zipf_rank(cdf, n, &g->rng)], below(&g->rng, 4) == 0);
+	while (more_until(g, until)) {
+		size_t rank = zipf_rank(cdf, n, &g->rng);
+		bool write = below(&g->rng, 4) == 0;
+		push(g, 0, base + where[rank], write);
+	}
 }
 
 #define PHASES 8

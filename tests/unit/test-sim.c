@@ -357,15 +357,18 @@ Test(sim, synthetic_traces_are_the_same_everywhere) {
 		const char *name;
 		uint64_t sum;
 	} want[] = {
-		{"seq", 0x492b72e833876325ull},    {"stride", 0x266ca61984dd0325ull}, {"random", 0x7333640d61995e38ull},
-		{"zipf", 0x66b6a693f7d9d8bdull},   {"phases", 0x6ad9c912ad6c31d3ull}, {"streams", 0xc8d8d96fdb7d76a9ull},
+		{"seq", 0x492b72e833876325ull},    {"stride", 0x266ca61984dd0325ull}, {"random", 0x6739b80e3e5c7a4aull},
+		{"zipf", 0x8133dc812c363861ull},   {"phases", 0xe59c25b084f5ab8cull}, {"streams", 0xc8d8d96fdb7d76a9ull},
 	};
 	struct synth_size size = {.pages = 1024, .accesses = 65536};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
 		struct trace tr;
 		cr_assert_eq(trace_synth(want[i].name, &size, &tr), 0);
 		cr_assert_eq(tr.n, size.accesses, "%s", want[i].name);
-		cr_assert_eq(trace_footprint(&tr), size.pages, "%s touches every page", want[i].name);
+		/* Zipf's coldest ranks may go unseen in a short trace. */
+		if (strcmp(want[i].name, "zipf") != 0)
+			cr_assert_eq(trace_footprint(&tr), size.pages, "%s touches every page", want[i].name);
+		cr_assert_leq(trace_footprint(&tr), size.pages, "%s", want[i].name);
 		cr_expect_eq(fnv(&tr), want[i].sum, "%s: %#llx", want[i].name, (unsigned long long)fnv(&tr));
 		trace_free(&tr);
 	}
