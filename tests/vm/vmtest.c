@@ -23,6 +23,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -33,6 +35,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1344,6 +1347,110 @@ static void stop_start(void) {
 	service_load_check(&l, "stop, start");
 }
 
+/* --- who may connect, and what they may pin ------------------------------------------------ */
+
+/* The uid the test's drop-in grants 16 MiB, a member of the iopfd group
+ * (systemd-test.sh makes it one): "daemon", uid 1 on Debian. */
+#define MEMBER_UID 1
+#define MEMBER_BUDGET (16ull << 20)
+
+/* In a child as another user (with the groups the user database gives
+ * it): 0, or the step that failed. */
+static int child_connect(uid_t uid, sd_varlink **v) {
+	struct passwd *pw = getpwuid(uid);
+	if (!pw || initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(uid) < 0)
+		return 10;
+	return iopfc_connect(SYSTEM_SOCKET, v) == 0 ? 0 : 11;
+}
+
+static uint64_t reserved_of(sd_varlink *v, uint64_t *budget) {
+	sd_json_variant *st;
+	if (iopfc_statistics(v, &st, &err) < 0)
+		return UINT64_MAX;
+	sd_json_variant *u = sd_json_variant_by_index(sd_json_variant_by_key(st, "users"), 0);
+	*budget = iopfc_u64(u, "pinBudget");
+	return iopfc_u64(u, "pinReserved");
+}
+
+/* The member's side: a persistent 12 MiB mlock space, then (after the
+ * restart the parent makes) the same figures, and no room for 8 MiB more. */
+static int member_across_restart(int go_fd, int done_fd) {
+	sd_varlink *v;
+	int r = child_connect(MEMBER_UID, &v);
+	if (r)
+		return r;
+	sd_json_variant *p = NULL, *rep;
+	if (sd_json_buildo(&p, SD_JSON_BUILD_PAIR_STRING("backend", "mlock"),
+	                   SD_JSON_BUILD_PAIR_UNSIGNED("quota", 12ull << 20),
+	                   SD_JSON_BUILD_PAIR_BOOLEAN("persistent", true)) < 0 ||
+	    iopfc_call(v, "io.iopfd.CreateSpace", p, NULL, 0, &rep, &err) < 0)
+		return 12;
+	uint64_t budget;
+	if (reserved_of(v, &budget) != 12ull << 20 || budget != MEMBER_BUDGET)
+		return 13;
+	sd_varlink_unref(v);
+	char c = 1;
+	if (write(done_fd, &c, 1) != 1 || read(go_fd, &c, 1) != 1) /* the parent restarts iopfd */
+		return 14;
+	if (iopfc_connect(SYSTEM_SOCKET, &v) < 0)
+		return 15;
+	uint64_t reserved = reserved_of(v, &budget);
+	printf("# budgets: after systemctl restart, uid %d reserves %lu MiB of %lu MiB\n", MEMBER_UID,
+	       (unsigned long)(reserved >> 20), (unsigned long)(budget >> 20));
+	if (reserved != 12ull << 20 || budget != MEMBER_BUDGET)
+		return 16;
+	if (iopfc_create_space(v, "mlock", 8ull << 20, 0, 0, -1, 0, NULL, &err) != -EREMOTEIO ||
+	    strcmp(err, "io.iopfd.PinBudgetExceeded"))
+		return 17;
+	sd_varlink_unref(v);
+	return 0;
+}
+
+static void socket_access_and_budgets(void) {
+	/* The socket as the unit makes it. */
+	struct stat st;
+	CHECK(stat(SYSTEM_SOCKET, &st) == 0, "stat %s: %m", SYSTEM_SOCKET);
+	struct group *g = getgrnam("iopfd");
+	CHECK(g, "no iopfd group (sysusers.d)");
+	printf("# socket: mode %04o, group %s\n", (unsigned)(st.st_mode & 07777), g->gr_name);
+	CHECK((st.st_mode & 07777) == 0660 && st.st_gid == g->gr_gid, "socket mode %04o gid %u",
+	      (unsigned)(st.st_mode & 07777), (unsigned)st.st_gid);
+
+	/* A user outside the group cannot connect. */
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		sd_varlink *v;
+		int r = child_connect(65534, &v);
+		_exit(r == 11 && errno == EACCES ? 0 : r == 0 ? 1 : r);
+	}
+	int status;
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "nobody (not in the group) could connect: status %d",
+	      WEXITSTATUS(status));
+
+	/* A member can, within its budget, and both survive a restart. */
+	int go[2], done[2];
+	CHECK(pipe(go) == 0 && pipe(done) == 0, "pipe");
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		int r = member_across_restart(go[0], done[1]);
+		fflush(NULL);
+		_exit(r);
+	}
+	char c;
+	CHECK(read(done[0], &c, 1) == 1, "the member did not make its space");
+	unsigned long old = main_pid();
+	CHECK(system("systemctl restart iopfd.service") == 0, "systemctl restart failed");
+	sd_varlink_unref(await_service(old));
+	CHECK(write(go[1], &c, 1) == 1, "go");
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the member's checks failed at step %d",
+	      WEXITSTATUS(status));
+	close(go[0]), close(go[1]), close(done[0]), close(done[1]);
+}
+
 /* --- driver -------------------------------------------------------------------------------- */
 
 struct scenario {
@@ -1358,6 +1465,7 @@ static const struct scenario systemd_scenarios[] = {
 	{"systemd_kill_while_answering_no_loss", kill_while_answering},
 	{"systemd_restart_hands_on_partials_and_backlog", restart_hands_on},
 	{"systemd_stop_drains_then_start", stop_start},
+	{"systemd_socket_access_and_budgets", socket_access_and_budgets},
 };
 
 static const struct scenario scenarios[] = {
