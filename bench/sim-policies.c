@@ -15,7 +15,11 @@
  * daemon's default (one page).
  */
 static const struct sim_policy policies[] = {
-	{"default", &sim_pager_iopfd, {0}, "iopfd as configured by default: one page per fault, clock eviction"},
+	{"default", &sim_pager_iopfd, {0}, "iopfd as configured by default"},
+	{"fixed", &sim_pager_iopfd, {.fault_around = IOPF_FAULT_AROUND_FIXED},
+	 "iopfd before the policy work: one page per fault, clock eviction"},
+	{"adaptive", &sim_pager_iopfd, {.fault_around = IOPF_FAULT_AROUND_ADAPTIVE},
+	 "iopfd, adaptive fault-around per device (up to 256 KiB)"},
 	{"window-16k", &sim_pager_iopfd, {.window_min = KiB(16), .window_max = KiB(16)},
 	 "iopfd, fixed 16 KiB fault-around windows"},
 	{"window-64k", &sim_pager_iopfd, {.window_min = KiB(64), .window_max = KiB(64)},

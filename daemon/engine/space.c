@@ -27,6 +27,13 @@ static const char *const iopf_backend_kind_table[_IOPF_BACKEND_MAX] = {
 
 DEFINE_STRING_TABLE_LOOKUP(iopf_backend_kind, enum iopf_backend_kind)
 
+static const char *const iopf_fault_around_table[_IOPF_FAULT_AROUND_MAX] = {
+	[IOPF_FAULT_AROUND_FIXED] = "fixed",
+	[IOPF_FAULT_AROUND_ADAPTIVE] = "adaptive",
+};
+
+DEFINE_STRING_TABLE_LOOKUP(iopf_fault_around, enum iopf_fault_around)
+
 static bool is_pow2(uint64_t v) {
 	return v && !(v & (v - 1));
 }
@@ -334,8 +341,62 @@ static bool evict_for(struct iopf_space *s, uint64_t need) {
 
 /* --- the fault path ------------------------------------------------------------- */
 
-/* Map a window around page p (not pinned) under the lock, then hold p. */
-static enum iopf_verdict fault_slow(struct iopf_space *s, struct iopf_region *r, uint64_t p, uint32_t length_hint) {
+/* One mapping takes at most half the quota (at least a page), so that a
+ * window never empties the quota of what other streams use: evicting for
+ * a window larger than the room holds would throw out everything unheld
+ * and then fall back to the page anyway. */
+static uint64_t mapping_room(const struct iopf_space *s) {
+	uint64_t pages = s->cfg.quota == IOPF_QUOTA_UNLIMITED ? UINT64_MAX : (s->cfg.quota >> s->page_shift) / 2;
+	return pages ? pages : 1;
+}
+
+/*
+ * Map [first, end) of r (not pinned, room made) as one area, under the
+ * lock. `hold` is the page to hand back held (the faulting one), or
+ * UINT64_MAX; `referenced` marks every page referenced (pages the batch is
+ * about to use), else only `hold` is (prefetched pages go first).
+ */
+static enum iopf_verdict map_area(struct iopf_space *s, struct iopf_region *r, uint64_t first, uint64_t end,
+                                  uint64_t hold, bool referenced) {
+	uint64_t bytes = (end - first) << s->page_shift;
+	/* Room in the ring first, so that a mapping is never left untracked. */
+	if (s->ring_len == s->ring_cap) {
+		struct iopf_area none = {0};
+		if (ring_push(s, none) < 0)
+			return IOPF_INVALID_BACKEND; /* no memory to track the mapping */
+		s->ring_len--;
+	}
+	if (s->ops->map(s, r, first << s->page_shift, bytes) < 0) {
+		s->st.map_errors++;
+		return IOPF_INVALID_BACKEND;
+	}
+	/* The faulting page first, with its hold, and each page only once: the
+	 * moment a page shows pinned another worker may take a hold on it
+	 * without the lock, and a second store would wipe that hold out (its
+	 * release would then underflow the count and leave the page "held"
+	 * for good: never evicted, every later fault on it refused). */
+	if (hold != UINT64_MAX)
+		__atomic_store_n(&r->page[hold], (uint16_t)(IOPF_PAGE_PINNED | IOPF_PAGE_REF | IOPF_PAGE_HOLD_ONE),
+		                 __ATOMIC_RELEASE);
+	uint16_t state = IOPF_PAGE_PINNED | (referenced ? IOPF_PAGE_REF : 0);
+	for (uint64_t i = first; i < end; i++)
+		if (i != hold)
+			__atomic_store_n(&r->page[i], state, __ATOMIC_RELEASE);
+	ring_push(s, (struct iopf_area){.region = r, .first = first, .n = end - first});
+	r->pinned_pages += end - first;
+	uint64_t pinned = s->st.pinned_bytes + bytes;
+	__atomic_store_n(&s->st.pinned_bytes, pinned, __ATOMIC_RELAXED);
+	if (pinned > s->st.pinned_peak)
+		s->st.pinned_peak = pinned;
+	s->st.maps++;
+	s->st.mapped_bytes += bytes;
+	return IOPF_SERVED;
+}
+
+/* Map a fault-around window around page p (not pinned) under the lock,
+ * then hold p. */
+static enum iopf_verdict fault_slow(struct iopf_space *s, struct iopf_region *r, uint64_t p, uint32_t length_hint,
+                                    uint64_t stream, bool *mapped) {
 	enum iopf_verdict ret = IOPF_SERVED;
 	pthread_mutex_lock(&s->lock);
 	if (page_try_hold(&r->page[p]))
@@ -345,79 +406,33 @@ static enum iopf_verdict fault_slow(struct iopf_space *s, struct iopf_region *r,
 		ret = IOPF_INVALID_QUOTA;
 		goto out;
 	}
-
-	/* Window: the hint clamped to [min, max], rounded up to a power of two
-	 * of pages, aligned in the region, clipped to it. */
-	uint64_t want = length_hint ? length_hint : s->cfg.window_min;
-	if (want < s->cfg.window_min)
-		want = s->cfg.window_min;
-	if (want > s->cfg.window_max)
-		want = s->cfg.window_max;
-	uint64_t wpages = (want + s->cfg.page_size - 1) >> s->page_shift;
-	if (wpages == 0)
-		wpages = 1;
-	if (!is_pow2(wpages))
-		wpages = 1ull << (64 - __builtin_clzll(wpages));
-	uint64_t lo = p & ~(wpages - 1), hi = lo + wpages;
-	if (hi > r->n_pages)
-		hi = r->n_pages;
+	uint64_t lo, hi;
+	iopf_fault_around(s, r, p, stream, length_hint, mapping_room(s), &lo, &hi);
 	/* Only the unpinned run around p: pinned neighbours belong to other areas. */
 	uint64_t first = p, end = p + 1;
 	while (first > lo && !(page_load(&r->page[first - 1]) & IOPF_PAGE_PINNED))
 		first--;
 	while (end < hi && !(page_load(&r->page[end]) & IOPF_PAGE_PINNED))
 		end++;
-
-	uint64_t bytes = (end - first) << s->page_shift;
-	if (!evict_for(s, bytes)) {
+	if (!evict_for(s, (end - first) << s->page_shift)) {
 		/* The window does not fit: fall back to the faulting page alone. */
 		first = p;
 		end = p + 1;
-		bytes = s->cfg.page_size;
-		if (!evict_for(s, bytes)) {
+		if (!evict_for(s, s->cfg.page_size)) {
 			ret = IOPF_INVALID_QUOTA; /* counted once final: iopf_space_quota_refused() */
 			goto out;
 		}
 	}
-	/* Room in the ring first, so that a mapping is never left untracked. */
-	if (s->ring_len == s->ring_cap) {
-		struct iopf_area none = {0};
-		if (ring_push(s, none) < 0) {
-			ret = IOPF_INVALID_BACKEND; /* no memory to track the mapping */
-			goto out;
-		}
-		s->ring_len--;
-	}
-	if (s->ops->map(s, r, first << s->page_shift, bytes) < 0) {
-		s->st.map_errors++;
-		ret = IOPF_INVALID_BACKEND;
-		goto out;
-	}
-	/* The faulting page first, with its hold, and each page only once: the
-	 * moment a page shows pinned another worker may take a hold on it
-	 * without the lock, and a second store would wipe that hold out (its
-	 * release would then underflow the count and leave the page "held"
-	 * for good: never evicted, every later fault on it refused). */
-	__atomic_store_n(&r->page[p], (uint16_t)(IOPF_PAGE_PINNED | IOPF_PAGE_REF | IOPF_PAGE_HOLD_ONE),
-	                 __ATOMIC_RELEASE);
-	for (uint64_t i = first; i < end; i++)
-		if (i != p)
-			__atomic_store_n(&r->page[i], (uint16_t)IOPF_PAGE_PINNED, __ATOMIC_RELEASE);
-	ring_push(s, (struct iopf_area){.region = r, .first = first, .n = end - first});
-	r->pinned_pages += end - first;
-	uint64_t pinned = s->st.pinned_bytes + bytes;
-	__atomic_store_n(&s->st.pinned_bytes, pinned, __ATOMIC_RELAXED);
-	if (pinned > s->st.pinned_peak)
-		s->st.pinned_peak = pinned;
-	s->st.maps++;
-	s->st.mapped_bytes += bytes;
+	ret = map_area(s, r, first, end, p, false);
+	*mapped = ret == IOPF_SERVED;
 out:
 	pthread_mutex_unlock(&s->lock);
 	return ret;
 }
 
-enum iopf_verdict iopf_space_fault(struct iopf_space *s, uint64_t iova, uint32_t perm, uint32_t length_hint,
-                                   struct iopf_page_ref *held) {
+enum iopf_verdict iopf_space_fault_from(struct iopf_space *s, uint64_t iova, uint32_t perm, uint32_t length_hint,
+                                        uint64_t stream, struct iopf_page_ref *held, bool *mapped) {
+	*mapped = false;
 	struct iopf_region *r = iopf_region_find(rcu_dereference(s->regions), iova);
 	if (!r)
 		return IOPF_INVALID_NO_REGION;
@@ -432,7 +447,47 @@ enum iopf_verdict iopf_space_fault(struct iopf_space *s, uint64_t iova, uint32_t
 	held->page = p;
 	if (page_try_hold(&r->page[p]))
 		return IOPF_SERVED;
-	return fault_slow(s, r, p, length_hint);
+	return fault_slow(s, r, p, length_hint, stream, mapped);
+}
+
+enum iopf_verdict iopf_space_fault(struct iopf_space *s, uint64_t iova, uint32_t perm, uint32_t length_hint,
+                                   struct iopf_page_ref *held) {
+	bool mapped;
+	return iopf_space_fault_from(s, iova, perm, length_hint, 0, held, &mapped);
+}
+
+uint64_t iopf_space_map_run(struct iopf_space *s, uint64_t iova, uint64_t n, uint64_t stream) {
+	struct iopf_region *r = iopf_region_find(rcu_dereference(s->regions), iova);
+	if (!r || !s->ops->pins)
+		return 0;
+	uint64_t first = (iova - r->iova) >> s->page_shift, end = first + n, mapped = 0;
+	if (end > r->n_pages)
+		end = r->n_pages; /* the rest lies in another region: its own faults */
+	pthread_mutex_lock(&s->lock);
+	uint64_t room = mapping_room(s);
+	if (end - first > room)
+		end = first + room;
+	int dir;
+	uint64_t ahead = iopf_fault_around_run(s, r, first, end, stream, room - (end - first), &dir);
+	uint64_t lo = dir < 0 ? first - ahead : first, hi = dir < 0 ? end : end + ahead;
+	/* Each unpinned stretch one call; the run itself referenced (its groups
+	 * are about to hold it), what lies ahead not. */
+	for (uint64_t i = lo; i < hi;) {
+		if (page_load(&r->page[i]) & IOPF_PAGE_PINNED) {
+			i++;
+			continue;
+		}
+		uint64_t j = i + 1;
+		bool in_run = i >= first && i < end;
+		while (j < hi && !(page_load(&r->page[j]) & IOPF_PAGE_PINNED) && (j >= first && j < end) == in_run)
+			j++;
+		if (!evict_for(s, (j - i) << s->page_shift) || map_area(s, r, i, j, UINT64_MAX, in_run) != IOPF_SERVED)
+			break; /* what is left, its faults map */
+		mapped += j - i;
+		i = j;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return mapped;
 }
 
 /* --- lifecycle ------------------------------------------------------------------- */
@@ -447,6 +502,8 @@ int iopf_space_new(uint64_t id, const struct iopf_space_config *cfg, struct iopf
 		return -EINVAL;
 	if (cfg->window_min > cfg->window_max || cfg->window_max > (1ull << 30))
 		return -EINVAL;
+	if ((unsigned)cfg->fault_around >= _IOPF_FAULT_AROUND_MAX)
+		return -EINVAL;
 
 	struct iopf_space *s = calloc(1, sizeof(*s));
 	if (!s)
@@ -458,6 +515,13 @@ int iopf_space_new(uint64_t id, const struct iopf_space_config *cfg, struct iopf
 		s->cfg.window_min = s->cfg.page_size;
 	if (s->cfg.window_max < s->cfg.window_min)
 		s->cfg.window_max = s->cfg.window_min;
+	if (s->cfg.fault_around == IOPF_FAULT_AROUND_DEFAULT)
+		s->cfg.fault_around = IOPF_FAULT_AROUND_DEFAULT_IS;
+	/* The adaptive window grows to window_max; when none was set apart
+	 * from window_min, to 256 KiB. */
+	s->adaptive_max = s->cfg.window_max > s->cfg.window_min ? s->cfg.window_max : 256 * 1024;
+	if (s->adaptive_max < s->cfg.window_min)
+		s->adaptive_max = s->cfg.window_min;
 	s->page_shift = (uint32_t)__builtin_ctz(cfg->page_size);
 	s->ops = backends[cfg->backend];
 	pthread_mutex_init(&s->lock, NULL);

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT */
+#include "fault-around.h"
+#include "space-internal.h"
+
+static uint64_t pow2_ceil(uint64_t n) {
+	return n <= 1 ? 1 : 1ull << (64 - __builtin_clzll(n - 1));
+}
+
+static uint64_t pages_of(const struct iopf_space *s, uint64_t bytes) {
+	uint64_t p = (bytes + s->cfg.page_size - 1) >> s->page_shift;
+	return p ? p : 1;
+}
+
+/* The stream's entry, or the least recently used one made its. */
+static struct iopf_stream *stream_of(struct iopf_space *s, uint64_t key) {
+	struct iopf_stream *old = &s->streams[0];
+	for (unsigned i = 0; i < IOPF_STREAMS; i++) {
+		struct iopf_stream *st = &s->streams[i];
+		if (st->key == key + 1) {
+			st->used = ++s->stream_clock;
+			return st;
+		}
+		if (st->used < old->used)
+			old = st;
+	}
+	*old = (struct iopf_stream){.key = key + 1, .used = ++s->stream_clock};
+	return old;
+}
+
+static void fixed(struct iopf_space *s, struct iopf_region *r, uint64_t p, uint32_t length_hint, uint64_t room,
+                  uint64_t *first, uint64_t *end) {
+	uint64_t want = length_hint ? length_hint : s->cfg.window_min;
+	if (want < s->cfg.window_min)
+		want = s->cfg.window_min;
+	if (want > s->cfg.window_max)
+		want = s->cfg.window_max;
+	uint64_t w = pow2_ceil(pages_of(s, want));
+	while (w > 1 && w > room)
+		w >>= 1;
+	*first = p & ~(w - 1);
+	*end = *first + w;
+	if (*end > r->n_pages)
+		*end = r->n_pages;
+}
+
+void iopf_fault_around(struct iopf_space *s, struct iopf_region *r, uint64_t p, uint64_t key, uint32_t length_hint,
+                       uint64_t room, uint64_t *first, uint64_t *end) {
+	if (room < 1)
+		room = 1;
+	if (s->cfg.fault_around != IOPF_FAULT_AROUND_ADAPTIVE) {
+		fixed(s, r, p, length_hint, room, first, end);
+		return;
+	}
+	struct iopf_stream *st = stream_of(s, key);
+	uint64_t wmin = pages_of(s, s->cfg.window_min), wmax = pages_of(s, s->adaptive_max);
+	bool up = st->region == r && st->dir >= 0 && p == st->next;
+	bool down = st->region == r && st->dir <= 0 && st->first > 0 && p == st->first - 1;
+	if (up || down) {
+		uint64_t w = st->window * 2;
+		st->window = w > wmax ? wmax : w;
+		st->dir = up ? 1 : -1;
+	} else {
+		st->window = wmin;
+		st->dir = 0;
+	}
+	uint64_t w = st->window < room ? st->window : room;
+	if (st->dir > 0) {
+		*first = p;
+		*end = p + w > r->n_pages ? r->n_pages : p + w;
+	} else if (st->dir < 0) {
+		*end = p + 1;
+		*first = p + 1 >= w ? p + 1 - w : 0;
+	} else {
+		fixed(s, r, p, 0, room < wmin ? room : wmin, first, end);
+	}
+	st->region = r;
+	st->first = *first;
+	st->next = *end;
+}
+
+uint64_t iopf_fault_around_run(struct iopf_space *s, struct iopf_region *r, uint64_t first, uint64_t end,
+                               uint64_t key, uint64_t room, int *dir) {
+	*dir = 1;
+	if (s->cfg.fault_around != IOPF_FAULT_AROUND_ADAPTIVE)
+		return 0;
+	struct iopf_stream *st = stream_of(s, key);
+	uint64_t wmax = pages_of(s, s->adaptive_max), len = end - first;
+	bool up = st->region == r && st->dir >= 0 && first == st->next;
+	bool down = st->region == r && st->dir <= 0 && st->first > 0 && end == st->first;
+	/* A run is a sequential step by itself: the next one may be as long
+	 * again, twice as long when it continues the stream. */
+	uint64_t w = up || down ? (st->window > len ? st->window : len) * 2 : len;
+	st->window = w > wmax ? wmax : w;
+	st->dir = down ? -1 : 1;
+	*dir = st->dir;
+	uint64_t ahead = st->window < room ? st->window : room;
+	st->region = r;
+	if (st->dir > 0) {
+		if (end + ahead > r->n_pages)
+			ahead = r->n_pages - end;
+		st->first = first;
+		st->next = end + ahead;
+	} else {
+		if (ahead > first)
+			ahead = first;
+		st->first = first - ahead;
+		st->next = end;
+	}
+	return ahead;
+}
