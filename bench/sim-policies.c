@@ -16,10 +16,14 @@
  */
 static const struct sim_policy policies[] = {
 	{"default", &sim_pager_iopfd, {0}, "iopfd as configured by default"},
-	{"fixed", &sim_pager_iopfd, {.fault_around = IOPF_FAULT_AROUND_FIXED},
+	{"fixed", &sim_pager_iopfd, {.fault_around = IOPF_FAULT_AROUND_FIXED, .eviction = IOPF_EVICTION_CLOCK},
 	 "iopfd before the policy work: one page per fault, clock eviction"},
-	{"adaptive", &sim_pager_iopfd, {.fault_around = IOPF_FAULT_AROUND_ADAPTIVE},
-	 "iopfd, adaptive fault-around per device (up to 256 KiB)"},
+	{"adaptive", &sim_pager_iopfd, {.fault_around = IOPF_FAULT_AROUND_ADAPTIVE, .eviction = IOPF_EVICTION_CLOCK},
+	 "iopfd, adaptive fault-around per device (up to 256 KiB), clock eviction"},
+	{"2q", &sim_pager_iopfd, {.fault_around = IOPF_FAULT_AROUND_FIXED, .eviction = IOPF_EVICTION_2Q},
+	 "iopfd, one page per fault, 2q eviction (probation FIFO, ghosts, main clock)"},
+	{"adaptive-2q", &sim_pager_iopfd, {.fault_around = IOPF_FAULT_AROUND_ADAPTIVE, .eviction = IOPF_EVICTION_2Q},
+	 "iopfd, adaptive fault-around and 2q eviction"},
 	{"window-16k", &sim_pager_iopfd, {.window_min = KiB(16), .window_max = KiB(16)},
 	 "iopfd, fixed 16 KiB fault-around windows"},
 	{"window-64k", &sim_pager_iopfd, {.window_min = KiB(64), .window_max = KiB(64)},

@@ -27,6 +27,19 @@ static struct iopf_stream *stream_of(struct iopf_space *s, uint64_t key) {
 	return old;
 }
 
+/* The aligned block of w pages (a power of two, halved until it fits in
+ * room) that holds p, clipped to the region. */
+static void aligned(const struct iopf_region *r, uint64_t p, uint64_t w, uint64_t room, uint64_t *first,
+                    uint64_t *end) {
+	w = pow2_ceil(w);
+	while (w > 1 && w > room)
+		w >>= 1;
+	*first = p & ~(w - 1);
+	*end = *first + w;
+	if (*end > r->n_pages)
+		*end = r->n_pages;
+}
+
 static void fixed(struct iopf_space *s, struct iopf_region *r, uint64_t p, uint32_t length_hint, uint64_t room,
                   uint64_t *first, uint64_t *end) {
 	uint64_t want = length_hint ? length_hint : s->cfg.window_min;
@@ -34,13 +47,23 @@ static void fixed(struct iopf_space *s, struct iopf_region *r, uint64_t p, uint3
 		want = s->cfg.window_min;
 	if (want > s->cfg.window_max)
 		want = s->cfg.window_max;
-	uint64_t w = pow2_ceil(pages_of(s, want));
-	while (w > 1 && w > room)
-		w >>= 1;
-	*first = p & ~(w - 1);
-	*end = *first + w;
-	if (*end > r->n_pages)
-		*end = r->n_pages;
+	aligned(r, p, pages_of(s, want), room, first, end);
+}
+
+/* Density: the largest aligned block around p (4, 16, 64... pages, up to
+ * `cap`) of which more than half would be mapped with p: the rest of it is
+ * likely to be wanted too. 1 when none. */
+static uint64_t dense_block(const struct iopf_space *s, const struct iopf_region *r, uint64_t p, uint64_t cap) {
+	uint64_t best = 1;
+	for (uint64_t b = 4; b <= cap; b *= 4) {
+		uint64_t lo = p & ~(b - 1), hi = lo + b > r->n_pages ? r->n_pages : lo + b, mapped = 1;
+		for (uint64_t i = lo; i < hi; i++)
+			mapped += i != p && (__atomic_load_n(&r->page[i], __ATOMIC_RELAXED) & IOPF_PAGE_PINNED);
+		if (2 * mapped <= hi - lo)
+			break;
+		best = b;
+	}
+	return best;
 }
 
 void iopf_fault_around(struct iopf_space *s, struct iopf_region *r, uint64_t p, uint64_t key, uint32_t length_hint,
@@ -71,7 +94,8 @@ void iopf_fault_around(struct iopf_space *s, struct iopf_region *r, uint64_t p, 
 		*end = p + 1;
 		*first = p + 1 >= w ? p + 1 - w : 0;
 	} else {
-		fixed(s, r, p, 0, room < wmin ? room : wmin, first, end);
+		uint64_t dense = dense_block(s, r, p, wmax < room ? wmax : room);
+		aligned(r, p, dense > wmin ? dense : wmin, room, first, end);
 	}
 	st->region = r;
 	st->first = *first;

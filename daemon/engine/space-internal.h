@@ -17,6 +17,7 @@
 
 #include <pthread.h>
 
+#include "evict.h"
 #include "fault-around.h"
 #include "rcu.h"
 #include "space.h"
@@ -60,6 +61,15 @@ struct iopf_area {
 	uint64_t n;     /* pages */
 };
 
+/* Areas in eviction order: head is the next candidate. */
+struct iopf_ring {
+	struct iopf_area *a;
+	size_t cap, head, len;
+	uint64_t pages;
+};
+
+enum { IOPF_RING_MAIN, IOPF_RING_PROBATION, _IOPF_RINGS };
+
 struct iopf_space {
 	uint64_t id;
 	struct iopf_space_config cfg;
@@ -70,9 +80,10 @@ struct iopf_space {
 	struct iopf_region_set *regions; /* RCU */
 	uint64_t next_region_id;         /* control thread only */
 
-	pthread_mutex_t lock; /* mapping, eviction, the area ring */
-	struct iopf_area *ring; /* clock order: head is the next eviction candidate */
-	size_t ring_cap, ring_head, ring_len;
+	pthread_mutex_t lock; /* mapping, eviction, the area rings */
+	struct iopf_ring rings[_IOPF_RINGS]; /* evict.h */
+	uint64_t *ghosts;                    /* 2q: pages evicted lately (evict.c) */
+	uint64_t ghost_mask;
 	struct iopf_space_stats st;
 	uint64_t adaptive_max; /* bytes: the adaptive window's cap */
 	struct iopf_stream streams[IOPF_STREAMS]; /* adaptive fault-around, under the lock */

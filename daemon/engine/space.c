@@ -34,6 +34,13 @@ static const char *const iopf_fault_around_table[_IOPF_FAULT_AROUND_MAX] = {
 
 DEFINE_STRING_TABLE_LOOKUP(iopf_fault_around, enum iopf_fault_around)
 
+static const char *const iopf_eviction_table[_IOPF_EVICTION_MAX] = {
+	[IOPF_EVICTION_CLOCK] = "clock",
+	[IOPF_EVICTION_2Q] = "2q",
+};
+
+DEFINE_STRING_TABLE_LOOKUP(iopf_eviction, enum iopf_eviction)
+
 static bool is_pow2(uint64_t v) {
 	return v && !(v & (v - 1));
 }
@@ -235,110 +242,6 @@ enum iopf_region_refusal iopf_space_add_region(struct iopf_space *s, const struc
 	return IOPF_REGION_ADDED;
 }
 
-/* --- the area ring (under the AS lock) ---------------------------------------- */
-
-static int ring_push(struct iopf_space *s, struct iopf_area a) {
-	if (s->ring_len == s->ring_cap) {
-		size_t cap = s->ring_cap ? s->ring_cap * 2 : 64;
-		struct iopf_area *n = malloc(cap * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		for (size_t i = 0; i < s->ring_len; i++)
-			n[i] = s->ring[(s->ring_head + i) % s->ring_cap];
-		free(s->ring);
-		s->ring = n;
-		s->ring_cap = cap;
-		s->ring_head = 0;
-	}
-	s->ring[(s->ring_head + s->ring_len) % s->ring_cap] = a;
-	s->ring_len++;
-	return 0;
-}
-
-static struct iopf_area ring_pop(struct iopf_space *s) {
-	struct iopf_area a = s->ring[s->ring_head];
-	s->ring_head = (s->ring_head + 1) % s->ring_cap;
-	s->ring_len--;
-	return a;
-}
-
-/* Clear the referenced bits of an area; true if any was set (second chance). */
-static bool area_take_ref(struct iopf_area *a) {
-	bool ref = false;
-	for (uint64_t i = 0; i < a->n; i++) {
-		uint16_t *w = &a->region->page[a->first + i];
-		if (page_load(w) & IOPF_PAGE_REF)
-			ref |= __atomic_fetch_and(w, (uint16_t)~IOPF_PAGE_REF, __ATOMIC_ACQ_REL) & IOPF_PAGE_REF;
-	}
-	return ref;
-}
-
-/* Flip every page of the area from pinned-and-unheld to EVICTING, or none. */
-static bool area_mark_evicting(struct iopf_area *a) {
-	for (uint64_t i = 0; i < a->n; i++) {
-		uint16_t *w = &a->region->page[a->first + i];
-		uint16_t st = page_load(w);
-		for (;;) {
-			if ((st >> IOPF_PAGE_HOLD_SHIFT) != 0) {
-				/* Held by a group being resolved: undo and skip. */
-				for (uint64_t j = 0; j < i; j++)
-					__atomic_fetch_and(&a->region->page[a->first + j],
-					                   (uint16_t)~IOPF_PAGE_EVICTING, __ATOMIC_RELEASE);
-				return false;
-			}
-			if (__atomic_compare_exchange_n(w, &st, (uint16_t)(st | IOPF_PAGE_EVICTING), true,
-			                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-				break;
-		}
-	}
-	return true;
-}
-
-/* Unmap an area that is marked EVICTING (or that nobody can reach). */
-static int area_unmap(struct iopf_space *s, struct iopf_area *a) {
-	uint64_t bytes = a->n << s->page_shift;
-	int r = s->ops->unmap(s, a->region, a->first << s->page_shift, bytes);
-	if (r < 0) {
-		/* Still mapped: keep it accounted as pinned. */
-		s->st.unmap_errors++;
-		for (uint64_t i = 0; i < a->n; i++)
-			__atomic_fetch_and(&a->region->page[a->first + i], (uint16_t)~IOPF_PAGE_EVICTING,
-			                   __ATOMIC_RELEASE);
-		return r;
-	}
-	for (uint64_t i = 0; i < a->n; i++)
-		__atomic_store_n(&a->region->page[a->first + i], 0, __ATOMIC_RELEASE);
-	a->region->pinned_pages -= a->n;
-	__atomic_store_n(&s->st.pinned_bytes, s->st.pinned_bytes - bytes, __ATOMIC_RELAXED);
-	s->st.unmaps++;
-	return 0;
-}
-
-/*
- * Clock eviction until `need` more bytes fit under the quota. Two turns of
- * the clock give every area its second chance; but other workers set the
- * referenced bits without the lock, so under load every area may have been
- * referenced again by the time the hand comes back. Then one more turn
- * ignores the bits: a fault is refused only when every area is held (or
- * cannot be unmapped), never because the pages are popular.
- */
-static bool evict_for(struct iopf_space *s, uint64_t need) {
-	for (int second_chance = 1; second_chance >= 0; second_chance--) {
-		size_t examined = 0, limit = second_chance ? 2 * s->ring_len + 1 : s->ring_len;
-		while (s->cfg.quota - s->st.pinned_bytes < need && s->ring_len > 0 && examined++ < limit) {
-			struct iopf_area a = ring_pop(s);
-			if ((second_chance && area_take_ref(&a)) || !area_mark_evicting(&a) || area_unmap(s, &a) < 0) {
-				ring_push(s, a); /* cannot fail: the slot was just freed */
-				continue;
-			}
-			s->st.evictions++;
-		}
-		if (s->cfg.quota - s->st.pinned_bytes >= need)
-			return true;
-	}
-	return false;
-}
-
 /* --- the fault path ------------------------------------------------------------- */
 
 /* One mapping takes at most half the quota (at least a page), so that a
@@ -354,18 +257,15 @@ static uint64_t mapping_room(const struct iopf_space *s) {
  * Map [first, end) of r (not pinned, room made) as one area, under the
  * lock. `hold` is the page to hand back held (the faulting one), or
  * UINT64_MAX; `referenced` marks every page referenced (pages the batch is
- * about to use), else only `hold` is (prefetched pages go first).
+ * about to use), else only `hold` is (prefetched pages go first); `hot`
+ * puts it with the pages that faulted again soon after their eviction.
  */
 static enum iopf_verdict map_area(struct iopf_space *s, struct iopf_region *r, uint64_t first, uint64_t end,
-                                  uint64_t hold, bool referenced) {
+                                  uint64_t hold, bool referenced, bool hot) {
 	uint64_t bytes = (end - first) << s->page_shift;
-	/* Room in the ring first, so that a mapping is never left untracked. */
-	if (s->ring_len == s->ring_cap) {
-		struct iopf_area none = {0};
-		if (ring_push(s, none) < 0)
-			return IOPF_INVALID_BACKEND; /* no memory to track the mapping */
-		s->ring_len--;
-	}
+	/* Room to track it first, so that a mapping is never left untracked. */
+	if (iopf_evict_reserve(s) < 0)
+		return IOPF_INVALID_BACKEND;
 	if (s->ops->map(s, r, first << s->page_shift, bytes) < 0) {
 		s->st.map_errors++;
 		return IOPF_INVALID_BACKEND;
@@ -382,7 +282,7 @@ static enum iopf_verdict map_area(struct iopf_space *s, struct iopf_region *r, u
 	for (uint64_t i = first; i < end; i++)
 		if (i != hold)
 			__atomic_store_n(&r->page[i], state, __ATOMIC_RELEASE);
-	ring_push(s, (struct iopf_area){.region = r, .first = first, .n = end - first});
+	iopf_evict_track(s, (struct iopf_area){.region = r, .first = first, .n = end - first}, hot);
 	r->pinned_pages += end - first;
 	uint64_t pinned = s->st.pinned_bytes + bytes;
 	__atomic_store_n(&s->st.pinned_bytes, pinned, __ATOMIC_RELAXED);
@@ -414,16 +314,16 @@ static enum iopf_verdict fault_slow(struct iopf_space *s, struct iopf_region *r,
 		first--;
 	while (end < hi && !(page_load(&r->page[end]) & IOPF_PAGE_PINNED))
 		end++;
-	if (!evict_for(s, (end - first) << s->page_shift)) {
+	if (!iopf_evict_for(s, (end - first) << s->page_shift)) {
 		/* The window does not fit: fall back to the faulting page alone. */
 		first = p;
 		end = p + 1;
-		if (!evict_for(s, s->cfg.page_size)) {
+		if (!iopf_evict_for(s, s->cfg.page_size)) {
 			ret = IOPF_INVALID_QUOTA; /* counted once final: iopf_space_quota_refused() */
 			goto out;
 		}
 	}
-	ret = map_area(s, r, first, end, p, false);
+	ret = map_area(s, r, first, end, p, false, iopf_evict_was_ghost(s, r, p));
 	*mapped = ret == IOPF_SERVED;
 out:
 	pthread_mutex_unlock(&s->lock);
@@ -481,7 +381,7 @@ uint64_t iopf_space_map_run(struct iopf_space *s, uint64_t iova, uint64_t n, uin
 		bool in_run = i >= first && i < end;
 		while (j < hi && !(page_load(&r->page[j]) & IOPF_PAGE_PINNED) && (j >= first && j < end) == in_run)
 			j++;
-		if (!evict_for(s, (j - i) << s->page_shift) || map_area(s, r, i, j, UINT64_MAX, in_run) != IOPF_SERVED)
+		if (!iopf_evict_for(s, (j - i) << s->page_shift) || map_area(s, r, i, j, UINT64_MAX, in_run, false) != IOPF_SERVED)
 			break; /* what is left, its faults map */
 		mapped += j - i;
 		i = j;
@@ -502,7 +402,7 @@ int iopf_space_new(uint64_t id, const struct iopf_space_config *cfg, struct iopf
 		return -EINVAL;
 	if (cfg->window_min > cfg->window_max || cfg->window_max > (1ull << 30))
 		return -EINVAL;
-	if ((unsigned)cfg->fault_around >= _IOPF_FAULT_AROUND_MAX)
+	if ((unsigned)cfg->fault_around >= _IOPF_FAULT_AROUND_MAX || (unsigned)cfg->eviction >= _IOPF_EVICTION_MAX)
 		return -EINVAL;
 
 	struct iopf_space *s = calloc(1, sizeof(*s));
@@ -517,6 +417,8 @@ int iopf_space_new(uint64_t id, const struct iopf_space_config *cfg, struct iopf
 		s->cfg.window_max = s->cfg.window_min;
 	if (s->cfg.fault_around == IOPF_FAULT_AROUND_DEFAULT)
 		s->cfg.fault_around = IOPF_FAULT_AROUND_DEFAULT_IS;
+	if (s->cfg.eviction == IOPF_EVICTION_DEFAULT)
+		s->cfg.eviction = IOPF_EVICTION_DEFAULT_IS;
 	/* The adaptive window grows to window_max; when none was set apart
 	 * from window_min, to 256 KiB. */
 	s->adaptive_max = s->cfg.window_max > s->cfg.window_min ? s->cfg.window_max : 256 * 1024;
@@ -524,10 +426,23 @@ int iopf_space_new(uint64_t id, const struct iopf_space_config *cfg, struct iopf
 		s->adaptive_max = s->cfg.window_min;
 	s->page_shift = (uint32_t)__builtin_ctz(cfg->page_size);
 	s->ops = backends[cfg->backend];
+	if (s->cfg.eviction == IOPF_EVICTION_2Q && s->ops->pins) {
+		/* As many ghosts as the quota holds pages, a power of two. */
+		uint64_t pages = s->cfg.quota == IOPF_QUOTA_UNLIMITED ? 64 : s->cfg.quota >> s->page_shift, n = 64;
+		while (n < pages && n < (1u << 24))
+			n <<= 1;
+		s->ghosts = calloc(n, sizeof(*s->ghosts));
+		s->ghost_mask = n - 1;
+		if (!s->ghosts) {
+			free(s);
+			return -ENOMEM;
+		}
+	}
 	pthread_mutex_init(&s->lock, NULL);
 	int r = s->ops->init(s, TAKE_FD(iommufd));
 	if (r < 0) {
 		pthread_mutex_destroy(&s->lock);
+		free(s->ghosts);
 		free(s);
 		return r;
 	}
@@ -535,44 +450,8 @@ int iopf_space_new(uint64_t id, const struct iopf_space_config *cfg, struct iopf
 	return 0;
 }
 
-/* Take an area off the books without unmapping it (under the AS lock). */
-static void area_forget(struct iopf_space *s, struct iopf_area *a) {
-	a->region->pinned_pages -= a->n;
-	__atomic_store_n(&s->st.pinned_bytes, s->st.pinned_bytes - (a->n << s->page_shift), __ATOMIC_RELAXED);
-}
-
-/*
- * Unmap every area of one region (or of all regions when r is NULL). With
- * `going`, the regions are about to be freed: an area that cannot be
- * unmapped (counted in unmap_errors) is forgotten rather than kept, since
- * the clock must never meet a freed region and nothing could retry it;
- * detach_region() then releases what the backend still holds.
- */
-static uint64_t unmap_areas_of(struct iopf_space *s, struct iopf_region *r, bool going) {
-	uint64_t released = 0;
-	pthread_mutex_lock(&s->lock);
-	size_t n = s->ring_len;
-	for (size_t i = 0; i < n; i++) {
-		struct iopf_area a = ring_pop(s);
-		if (r && a.region != r) {
-			ring_push(s, a);
-			continue;
-		}
-		if (!area_mark_evicting(&a) || area_unmap(s, &a) < 0) {
-			if (going)
-				area_forget(s, &a);
-			else
-				ring_push(s, a);
-			continue;
-		}
-		released += a.n << s->page_shift;
-	}
-	pthread_mutex_unlock(&s->lock);
-	return released;
-}
-
 uint64_t iopf_space_evict_all(struct iopf_space *s) {
-	return unmap_areas_of(s, NULL, false);
+	return iopf_evict_unmap(s, NULL, false);
 }
 
 int iopf_space_remove_region(struct iopf_space *s, uint64_t region_id) {
@@ -598,7 +477,7 @@ int iopf_space_remove_region(struct iopf_space *s, uint64_t region_id) {
 	/* After this no worker can reach the region or still hold its pages:
 	 * holds are released inside the read-side section that took them. */
 	iopf_rcu_synchronize();
-	unmap_areas_of(s, reg, true);
+	iopf_evict_unmap(s, reg, true);
 	s->ops->detach_region(s, reg);
 	region_free(reg);
 	free(old);
@@ -609,7 +488,7 @@ void iopf_space_destroy(struct iopf_space *s) {
 	if (!s)
 		return;
 	iopf_rcu_synchronize();
-	unmap_areas_of(s, NULL, true);
+	iopf_evict_unmap(s, NULL, true);
 	struct iopf_region_set *set = s->regions;
 	for (size_t i = 0; set && i < set->n; i++) {
 		s->ops->detach_region(s, set->r[i]);
@@ -617,7 +496,7 @@ void iopf_space_destroy(struct iopf_space *s) {
 	}
 	free(set);
 	s->ops->destroy(s);
-	free(s->ring);
+	iopf_evict_fini(s);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }

@@ -49,6 +49,19 @@ enum iopf_fault_around {
 
 #define IOPF_FAULT_AROUND_DEFAULT_IS IOPF_FAULT_AROUND_FIXED
 
+/* Which mapped areas go when the quota needs room (evict.h). */
+enum iopf_eviction {
+	IOPF_EVICTION_DEFAULT, /* the one that measured best (IOPF_EVICTION_DEFAULT_IS) */
+	IOPF_EVICTION_CLOCK,
+	IOPF_EVICTION_2Q,
+	_IOPF_EVICTION_MAX,
+};
+
+#define IOPF_EVICTION_DEFAULT_IS IOPF_EVICTION_CLOCK
+
+const char *iopf_eviction_to_string(enum iopf_eviction e);
+int iopf_eviction_from_string(const char *s);
+
 const char *iopf_fault_around_to_string(enum iopf_fault_around f);
 int iopf_fault_around_from_string(const char *s);
 
@@ -60,6 +73,7 @@ struct iopf_space_config {
 	uint64_t window_max; /* largest window, bytes (caps the kernel's length hint, and the
 	                      * adaptive window; 0 or window_min: 256 KiB for adaptive) */
 	enum iopf_fault_around fault_around;
+	enum iopf_eviction eviction;
 	int iommufd;         /* IOPF_BACKEND_IOMMUFD: the client's iommufd (taken), else -1 */
 	uint32_t ioas_id;    /* IOPF_BACKEND_IOMMUFD: the IOAS to map into */
 };
