@@ -19,6 +19,8 @@ struct create_args {
 	uint64_t window_max;
 	int64_t iommufd_index;
 	int64_t ioas_id;
+	const char *fault_around;
+	const char *eviction;
 	const char *name;
 	bool persistent;
 };
@@ -64,6 +66,8 @@ static int method_create_space(sd_varlink *link, sd_json_variant *p, sd_varlink_
 		{"windowMax", _SD_JSON_VARIANT_TYPE_INVALID, vl_dispatch_opt_u64, offsetof(struct create_args, window_max), SD_JSON_NULLABLE},
 		{"iommufdIndex", _SD_JSON_VARIANT_TYPE_INVALID, vl_dispatch_opt_i64, offsetof(struct create_args, iommufd_index), SD_JSON_NULLABLE},
 		{"ioasId", _SD_JSON_VARIANT_TYPE_INVALID, vl_dispatch_opt_i64, offsetof(struct create_args, ioas_id), SD_JSON_NULLABLE},
+		{"faultAround", SD_JSON_VARIANT_STRING, sd_json_dispatch_const_string, offsetof(struct create_args, fault_around), SD_JSON_NULLABLE},
+		{"eviction", SD_JSON_VARIANT_STRING, sd_json_dispatch_const_string, offsetof(struct create_args, eviction), SD_JSON_NULLABLE},
 		{"name", SD_JSON_VARIANT_STRING, sd_json_dispatch_const_string, offsetof(struct create_args, name), SD_JSON_NULLABLE},
 		{"persistent", SD_JSON_VARIANT_BOOLEAN, sd_json_dispatch_stdbool, offsetof(struct create_args, persistent), SD_JSON_NULLABLE},
 		{},
@@ -81,6 +85,12 @@ static int method_create_space(sd_varlink *link, sd_json_variant *p, sd_varlink_
 		return vl_error_invalid_parameter(link, m, "backend");
 	if (a.name && strlen(a.name) > 255)
 		return vl_error_invalid_parameter(link, m, "name");
+	int fault_around = a.fault_around ? iopf_fault_around_from_string(a.fault_around) : IOPF_FAULT_AROUND_DEFAULT;
+	if (fault_around < 0)
+		return vl_error_invalid_parameter(link, m, "faultAround");
+	int eviction = a.eviction ? iopf_eviction_from_string(a.eviction) : IOPF_EVICTION_DEFAULT;
+	if (eviction < 0)
+		return vl_error_invalid_parameter(link, m, "eviction");
 	if (!create_args_ok(link, c, &a, backend))
 		return 0;
 	int iommufd = -1;
@@ -93,6 +103,8 @@ static int method_create_space(sd_varlink *link, sd_json_variant *p, sd_varlink_
 		.page_size = (uint32_t)a.page_size,
 		.window_min = a.window_min,
 		.window_max = a.window_max,
+		.fault_around = (enum iopf_fault_around)fault_around,
+		.eviction = (enum iopf_eviction)eviction,
 		.iommufd = iommufd,
 		.ioas_id = (uint32_t)(a.ioas_id < 0 ? 0 : a.ioas_id),
 	};
@@ -261,6 +273,8 @@ static int describe_space(struct manager *m, const struct object *o, sd_json_var
 	return sd_json_variant_append_arraybo(
 		arr, SD_JSON_BUILD_PAIR_UNSIGNED("id", o->id), SD_JSON_BUILD_PAIR_STRING("name", o->name),
 		SD_JSON_BUILD_PAIR_STRING("backend", iopf_backend_kind_to_string(cfg->backend)),
+		SD_JSON_BUILD_PAIR_STRING("faultAround", iopf_fault_around_to_string(cfg->fault_around)),
+		SD_JSON_BUILD_PAIR_STRING("eviction", iopf_eviction_to_string(cfg->eviction)),
 		SD_JSON_BUILD_PAIR_UNSIGNED("uid", o->uid), SD_JSON_BUILD_PAIR_UNSIGNED("quota", cfg->quota),
 		SD_JSON_BUILD_PAIR_UNSIGNED("pinned", st.pinned_bytes), SD_JSON_BUILD_PAIR_UNSIGNED("pinnedPeak", st.pinned_peak),
 		SD_JSON_BUILD_PAIR_UNSIGNED("regions", iopf_space_region_count(o->s)),

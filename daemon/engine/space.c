@@ -36,7 +36,7 @@ DEFINE_STRING_TABLE_LOOKUP(iopf_fault_around, enum iopf_fault_around)
 
 static const char *const iopf_eviction_table[_IOPF_EVICTION_MAX] = {
 	[IOPF_EVICTION_CLOCK] = "clock",
-	[IOPF_EVICTION_2Q] = "2q",
+	[IOPF_EVICTION_2Q] = "twoQueue",
 };
 
 DEFINE_STRING_TABLE_LOOKUP(iopf_eviction, enum iopf_eviction)
