@@ -16,6 +16,8 @@
  */
 static const struct sim_policy policies[] = {
 	{"default", &sim_pager_iopfd, {0}, "iopfd as configured by default"},
+	{"noprefetch", &sim_pager_iopfd, {.fault_around = IOPF_FAULT_AROUND_FIXED},
+	 "iopfd's default eviction, one page per fault (prefetch off)"},
 	{"fixed", &sim_pager_iopfd, {.fault_around = IOPF_FAULT_AROUND_FIXED, .eviction = IOPF_EVICTION_CLOCK},
 	 "iopfd before the policy work: one page per fault, clock eviction"},
 	{"adaptive", &sim_pager_iopfd, {.fault_around = IOPF_FAULT_AROUND_ADAPTIVE, .eviction = IOPF_EVICTION_CLOCK},
@@ -24,11 +26,11 @@ static const struct sim_policy policies[] = {
 	 "iopfd, one page per fault, 2q eviction (probation FIFO, ghosts, main clock)"},
 	{"adaptive-2q", &sim_pager_iopfd, {.fault_around = IOPF_FAULT_AROUND_ADAPTIVE, .eviction = IOPF_EVICTION_2Q},
 	 "iopfd, adaptive fault-around and 2q eviction"},
-	{"window-16k", &sim_pager_iopfd, {.window_min = KiB(16), .window_max = KiB(16)},
+	{"window-16k", &sim_pager_iopfd, {.window_min = KiB(16), .window_max = KiB(16), .fault_around = IOPF_FAULT_AROUND_FIXED, .eviction = IOPF_EVICTION_CLOCK},
 	 "iopfd, fixed 16 KiB fault-around windows"},
-	{"window-64k", &sim_pager_iopfd, {.window_min = KiB(64), .window_max = KiB(64)},
+	{"window-64k", &sim_pager_iopfd, {.window_min = KiB(64), .window_max = KiB(64), .fault_around = IOPF_FAULT_AROUND_FIXED, .eviction = IOPF_EVICTION_CLOCK},
 	 "iopfd, fixed 64 KiB fault-around windows"},
-	{"window-256k", &sim_pager_iopfd, {.window_min = KiB(256), .window_max = KiB(256)},
+	{"window-256k", &sim_pager_iopfd, {.window_min = KiB(256), .window_max = KiB(256), .fault_around = IOPF_FAULT_AROUND_FIXED, .eviction = IOPF_EVICTION_CLOCK},
 	 "iopfd, fixed 256 KiB fault-around windows"},
 
 	/* Baselines: not iopfd code (sim-baselines.c). */

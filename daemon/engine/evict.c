@@ -52,25 +52,37 @@ int iopf_evict_reserve(struct iopf_space *s) {
 /* --- ghosts: pages evicted from probation lately ----------------------------------------------- */
 
 /* One slot per key, the newest wins: a lossy set as large as the quota in
- * pages (at least 64), so it remembers about a quota's worth of evictions. */
+ * pages (at least 64), so it remembers about a quota's worth of evictions.
+ * The low bit of a key says which ring the page was evicted from. */
 static uint64_t ghost_key(const struct iopf_region *r, uint64_t p) {
 	uint64_t k = ((uint64_t)(uintptr_t)r * 0x9e3779b97f4a7c15ull) ^ (p * 0xc2b2ae3d27d4eb4full);
-	return k ? k : 1;
+	return (k | 2) & ~1ull;
 }
 
-static void ghost_add(struct iopf_space *s, const struct iopf_region *r, uint64_t p) {
+static void ghost_add(struct iopf_space *s, const struct iopf_region *r, uint64_t p, bool from_main) {
 	if (!s->ghosts)
 		return;
 	uint64_t k = ghost_key(r, p);
-	s->ghosts[(k >> 17) & s->ghost_mask] = k;
+	s->ghosts[(k >> 17) & s->ghost_mask] = k | from_main;
 }
 
+/*
+ * As ARC does, the share of probation follows where the ghosts come back
+ * from: a page evicted from probation that comes back says probation was
+ * too small (a working set larger than it, say the next phase of a
+ * program); one evicted from the main ring says the main ring was.
+ */
 bool iopf_evict_was_ghost(struct iopf_space *s, const struct iopf_region *r, uint64_t p) {
 	if (!s->ghosts)
 		return false;
 	uint64_t k = ghost_key(r, p), *slot = &s->ghosts[(k >> 17) & s->ghost_mask];
-	if (*slot != k)
+	if ((*slot & ~1ull) != k)
 		return false;
+	uint64_t quota_pages = s->cfg.quota >> s->page_shift, step = quota_pages / 64 ? quota_pages / 64 : 1;
+	if (*slot & 1)
+		s->probation_target = s->probation_target > step ? s->probation_target - step : 0;
+	else
+		s->probation_target = s->probation_target + step < quota_pages ? s->probation_target + step : quota_pages;
 	*slot = 0;
 	return true;
 }
@@ -150,16 +162,15 @@ static bool fits(const struct iopf_space *s, uint64_t need) {
  * loses its bit and stays. Evicted pages become ghosts when `ghosts`.
  */
 static void clock_turn(struct iopf_space *s, struct iopf_ring *q, uint64_t need, size_t limit, bool second_chance,
-                       bool ghosts) {
+                       bool from_main) {
 	for (size_t examined = 0; !fits(s, need) && q->len > 0 && examined++ < limit;) {
 		struct iopf_area a = ring_pop(q);
 		if ((second_chance && area_take_ref(&a)) || !area_mark_evicting(&a) || area_unmap(s, &a) < 0) {
 			ring_push(q, a); /* cannot fail: the slot was just freed */
 			continue;
 		}
-		if (ghosts)
-			for (uint64_t i = 0; i < a.n; i++)
-				ghost_add(s, a.region, a.first + i);
+		for (uint64_t i = 0; i < a.n; i++)
+			ghost_add(s, a.region, a.first + i, from_main);
 		s->st.evictions++;
 	}
 }
@@ -177,18 +188,25 @@ static void clock_turn(struct iopf_space *s, struct iopf_ring *q, uint64_t need,
 bool iopf_evict_for(struct iopf_space *s, uint64_t need) {
 	struct iopf_ring *main = &s->rings[IOPF_RING_MAIN], *prob = &s->rings[IOPF_RING_PROBATION];
 	if (s->cfg.eviction == IOPF_EVICTION_2Q) {
-		uint64_t share = (s->cfg.quota >> s->page_shift) / 4;
-		while (!fits(s, need) && prob->pages > share) {
+		while (!fits(s, need) && prob->pages > s->probation_target) {
 			size_t before = prob->len;
-			clock_turn(s, prob, need, 1, false, true);
+			clock_turn(s, prob, need, 1, false, false);
 			if (prob->len == before)
 				break; /* its head is held: leave the rest to the main ring */
 		}
 	}
 	for (int second_chance = 1; second_chance >= 0 && !fits(s, need); second_chance--)
-		clock_turn(s, main, need, second_chance ? 2 * main->len + 1 : main->len, second_chance, false);
+		clock_turn(s, main, need, second_chance ? 2 * main->len + 1 : main->len, second_chance, true);
 	if (!fits(s, need))
-		clock_turn(s, prob, need, prob->len, false, true);
+		clock_turn(s, prob, need, prob->len, false, false);
+	return fits(s, need);
+}
+
+bool iopf_evict_for_prefetch(struct iopf_space *s, uint64_t need) {
+	if (s->cfg.eviction != IOPF_EVICTION_2Q)
+		return iopf_evict_for(s, need);
+	struct iopf_ring *prob = &s->rings[IOPF_RING_PROBATION];
+	clock_turn(s, prob, need, prob->len, false, false);
 	return fits(s, need);
 }
 

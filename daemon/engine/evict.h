@@ -13,8 +13,10 @@
  * 2q: a new area goes to a probation FIFO; one whose faulting page was
  * evicted lately (it is among the ghosts: pages evicted from probation,
  * remembered without their mapping) goes to the main ring, a clock.
- * Probation is evicted first while it holds more than a quarter of the
- * quota, so a scan or a prefetch that is never used again passes through
+ * Probation is evicted first while it holds more than its share of the
+ * quota (a quarter at first; it grows when pages evicted from probation
+ * come back, and shrinks when pages evicted from the main ring do, as ARC
+ * adapts), so a scan or a prefetch that is never used again passes through
  * without pushing out what faults back again and again.
  *
  * A held page is never evicted; an area that cannot be unmapped stays.
@@ -38,6 +40,10 @@ bool iopf_evict_was_ghost(struct iopf_space *s, const struct iopf_region *r, uin
 /* Evict until `need` more bytes fit under the quota: false when they
  * cannot (everything left is held). */
 bool iopf_evict_for(struct iopf_space *s, uint64_t need);
+/* The same for pages nobody faulted yet (fault-around, read ahead): with
+ * 2q only probation makes room for them, so that a prefetch never pushes
+ * out a page that came back. */
+bool iopf_evict_for_prefetch(struct iopf_space *s, uint64_t need);
 /* Unmap every area of r (of all regions when r is NULL); takes the lock.
  * With `going`, the regions are about to be freed: an area that cannot be
  * unmapped is forgotten (detach_region() releases what the backend holds).

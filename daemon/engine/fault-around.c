@@ -75,6 +75,13 @@ void iopf_fault_around(struct iopf_space *s, struct iopf_region *r, uint64_t p, 
 		return;
 	}
 	struct iopf_stream *st = stream_of(s, key);
+	if (length_hint > s->cfg.page_size) {
+		/* The device says how much it wants: as fixed does. */
+		fixed(s, r, p, length_hint, room, first, end);
+		*st = (struct iopf_stream){.key = st->key, .used = st->used, .region = r, .first = *first,
+		                           .next = *end, .window = *end - *first, .dir = 1};
+		return;
+	}
 	uint64_t wmin = pages_of(s, s->cfg.window_min), wmax = pages_of(s, s->adaptive_max);
 	bool up = st->region == r && st->dir >= 0 && p == st->next;
 	bool down = st->region == r && st->dir <= 0 && st->first > 0 && p == st->first - 1;

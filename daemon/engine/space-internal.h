@@ -84,6 +84,7 @@ struct iopf_space {
 	struct iopf_ring rings[_IOPF_RINGS]; /* evict.h */
 	uint64_t *ghosts;                    /* 2q: pages evicted lately (evict.c) */
 	uint64_t ghost_mask;
+	uint64_t probation_target; /* 2q: pages probation may hold before it goes first */
 	struct iopf_space_stats st;
 	uint64_t adaptive_max; /* bytes: the adaptive window's cap */
 	struct iopf_stream streams[IOPF_STREAMS]; /* adaptive fault-around, under the lock */

@@ -314,14 +314,15 @@ static enum iopf_verdict fault_slow(struct iopf_space *s, struct iopf_region *r,
 		first--;
 	while (end < hi && !(page_load(&r->page[end]) & IOPF_PAGE_PINNED))
 		end++;
-	if (!iopf_evict_for(s, (end - first) << s->page_shift)) {
-		/* The window does not fit: fall back to the faulting page alone. */
+	/* Room for the page itself from anywhere, for the rest of the window
+	 * only as a prefetch may make it; else the page alone. */
+	if (!iopf_evict_for(s, s->cfg.page_size)) {
+		ret = IOPF_INVALID_QUOTA; /* counted once final: iopf_space_quota_refused() */
+		goto out;
+	}
+	if (end - first > 1 && !iopf_evict_for_prefetch(s, (end - first) << s->page_shift)) {
 		first = p;
 		end = p + 1;
-		if (!iopf_evict_for(s, s->cfg.page_size)) {
-			ret = IOPF_INVALID_QUOTA; /* counted once final: iopf_space_quota_refused() */
-			goto out;
-		}
 	}
 	ret = map_area(s, r, first, end, p, false, iopf_evict_was_ghost(s, r, p));
 	*mapped = ret == IOPF_SERVED;
@@ -370,20 +371,35 @@ uint64_t iopf_space_map_run(struct iopf_space *s, uint64_t iova, uint64_t n, uin
 	int dir;
 	uint64_t ahead = iopf_fault_around_run(s, r, first, end, stream, room - (end - first), &dir);
 	uint64_t lo = dir < 0 ? first - ahead : first, hi = dir < 0 ? end : end + ahead;
-	/* Each unpinned stretch one call; the run itself referenced (its groups
-	 * are about to hold it), what lies ahead not. */
+	/* Each unpinned stretch one call, the missed part and what lies ahead
+	 * of it together when the prefetch finds room (so there are never
+	 * more calls than faults), else the missed part alone. */
 	for (uint64_t i = lo; i < hi;) {
 		if (page_load(&r->page[i]) & IOPF_PAGE_PINNED) {
 			i++;
 			continue;
 		}
 		uint64_t j = i + 1;
-		bool in_run = i >= first && i < end;
-		while (j < hi && !(page_load(&r->page[j]) & IOPF_PAGE_PINNED) && (j >= first && j < end) == in_run)
+		while (j < hi && !(page_load(&r->page[j]) & IOPF_PAGE_PINNED))
 			j++;
-		if (!iopf_evict_for(s, (j - i) << s->page_shift) || map_area(s, r, i, j, UINT64_MAX, in_run, false) != IOPF_SERVED)
+		uint64_t d0 = i > first ? i : first, d1 = j < end ? j : end; /* the missed part */
+		bool demand = d0 < d1, hot = false;
+		/* Missed pages that came back after their eviction make the
+		 * stretch hot, as for a single fault. */
+		for (uint64_t k = d0; k < d1; k++)
+			hot |= iopf_evict_was_ghost(s, r, k);
+		if (demand && !iopf_evict_for(s, (d1 - d0) << s->page_shift))
 			break; /* what is left, its faults map */
-		mapped += j - i;
+		uint64_t a = i, b = j;
+		if (!iopf_evict_for_prefetch(s, (j - i) << s->page_shift)) {
+			if (!demand)
+				break;
+			a = d0;
+			b = d1;
+		}
+		if (map_area(s, r, a, b, UINT64_MAX, demand, hot) != IOPF_SERVED)
+			break;
+		mapped += b - a;
 		i = j;
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -433,6 +449,7 @@ int iopf_space_new(uint64_t id, const struct iopf_space_config *cfg, struct iopf
 			n <<= 1;
 		s->ghosts = calloc(n, sizeof(*s->ghosts));
 		s->ghost_mask = n - 1;
+		s->probation_target = pages / 4;
 		if (!s->ghosts) {
 			free(s);
 			return -ENOMEM;

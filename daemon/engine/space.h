@@ -47,7 +47,7 @@ enum iopf_fault_around {
 	_IOPF_FAULT_AROUND_MAX,
 };
 
-#define IOPF_FAULT_AROUND_DEFAULT_IS IOPF_FAULT_AROUND_FIXED
+#define IOPF_FAULT_AROUND_DEFAULT_IS IOPF_FAULT_AROUND_ADAPTIVE
 
 /* Which mapped areas go when the quota needs room (evict.h). */
 enum iopf_eviction {
@@ -57,7 +57,7 @@ enum iopf_eviction {
 	_IOPF_EVICTION_MAX,
 };
 
-#define IOPF_EVICTION_DEFAULT_IS IOPF_EVICTION_CLOCK
+#define IOPF_EVICTION_DEFAULT_IS IOPF_EVICTION_2Q
 
 const char *iopf_eviction_to_string(enum iopf_eviction e);
 int iopf_eviction_from_string(const char *s);

@@ -75,7 +75,7 @@ Test(sim, sequential_pages_fault_once_per_window) {
 	c = run(&t, "window-16k", 64, 1);
 	cr_assert_eq(c.faults, 16);
 	cr_assert_eq(c.maps, 16);
-	c = run(&t, "default", 64, 1);
+	c = run(&t, "fixed", 64, 1);
 	cr_assert_eq(c.faults, 64);
 	cr_assert_eq(c.maps, 64);
 	sim_trace_free(&t);
@@ -151,13 +151,13 @@ Test(sim, each_stream_is_a_device_with_its_own_window) {
 	uint64_t p[] = {0, 100, 1, 101, 2, 102};
 	struct sim_trace t = two_streams(p, 6);
 	cr_assert_eq(t.streams, 2);
-	struct sim_counts c = run(&t, "default", 16, 1);
+	struct sim_counts c = run(&t, "fixed", 16, 1);
 	cr_assert_eq(c.faults, 6);
 	cr_assert_eq(c.batches, 6);
-	c = run(&t, "default", 16, 3);
+	c = run(&t, "fixed", 16, 3);
 	cr_assert_eq(c.faults, 6);
 	cr_assert_eq(c.batches, 2, "one full window per device");
-	c = run(&t, "default", 16, 4);
+	c = run(&t, "fixed", 16, 4);
 	cr_assert_eq(c.batches, 2, "the windows left at the end are issued too");
 	cr_assert_eq(c.accesses, 6);
 	sim_trace_free(&t);
@@ -202,7 +202,7 @@ Test(sim, lru_on_the_textbook_string) {
  * clock is FIFO. */
 Test(sim, iopfd_clock_sees_faults_only_and_is_fifo_here) {
 	struct sim_trace t = pages_trace(textbook, 20);
-	cr_assert_eq(run(&t, "default", 3, 1).faults, 15);
+	cr_assert_eq(run(&t, "fixed", 3, 1).faults, 15);
 	sim_trace_free(&t);
 }
 
@@ -401,7 +401,7 @@ Test(sim, invariants_on_synthetic_traces) {
 					cr_assert_leq(c[pi].maps, c[pi].faults, "%s %s: a map without a fault", names[ti], pol);
 					cr_assert_leq(c[pi].waste_bytes, c[pi].mapped_bytes);
 					cr_assert_eq(c[pi].accesses, t.n);
-					bool demand = !strcmp(pol, "default") || !strcmp(pol, "lru") || !strcmp(pol, "min");
+					bool demand = !strcmp(pol, "fixed") || !strcmp(pol, "noprefetch") || !strcmp(pol, "lru") || !strcmp(pol, "min");
 					if (demand)
 						cr_assert_geq(c[pi].faults, t.footprint, "%s %s: every page faults", names[ti], pol);
 					if (demand && quotas[q] == 100)

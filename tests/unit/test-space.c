@@ -24,7 +24,8 @@ TestSuite(space, .init = setup, .fini = teardown);
 static struct iopf_space *make_space(enum iopf_backend_kind be, uint64_t quota, uint64_t wmin, uint64_t wmax) {
 	struct iopf_space_config cfg = {
 		.backend = be, .quota = quota, .page_size = PG, .window_min = wmin, .window_max = wmax,
-		.iommufd = -1,
+		/* The mechanisms these tests look at: windows as asked, one clock. */
+		.fault_around = IOPF_FAULT_AROUND_FIXED, .eviction = IOPF_EVICTION_CLOCK, .iommufd = -1,
 	};
 	struct iopf_space *s;
 	cr_assert_eq(iopf_space_new(1, &cfg, &s), 0);
