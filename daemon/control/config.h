@@ -13,6 +13,12 @@
  *   SpacesPerUser=1024
  *   RegionsPerUser=4096
  *
+ *   [Workers]             read at start only
+ *   Workers=0             0: one per online CPU
+ *   BusyPollUsec=0        poll this long before sleeping (dedicated cores)
+ *   AnswerSliceGroups=0   answer a batch every so many groups (0: whole)
+ *   AnswerSliceUsec=0     ... or every so much resolving time
+ *
  *   [PinBudget]
  *   Default=8M            what a user without a grant may pin
  *   User=root infinity    a user, by name or uid
@@ -45,8 +51,16 @@ struct pin_grant {
 	uint64_t bytes; /* IOPFD_PIN_UNLIMITED: infinity */
 };
 
+struct iopfd_workers {
+	unsigned workers;
+	uint64_t busy_poll_us;
+	uint64_t slice_groups;
+	uint64_t slice_us;
+};
+
 struct iopfd_config {
 	struct iopfd_limits limits;
+	struct iopfd_workers workers;
 	uint64_t pin_default;
 	struct pin_grant *grants;
 	size_t n_grants;
