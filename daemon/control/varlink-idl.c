@@ -268,6 +268,8 @@ static SD_VARLINK_DEFINE_METHOD(
 	SD_VARLINK_DEFINE_INPUT(offset, SD_VARLINK_INT, SD_VARLINK_NULLABLE),
 	SD_VARLINK_FIELD_COMMENT("What devices may do in the region; at least read or write."),
 	SD_VARLINK_DEFINE_INPUT_BY_TYPE(access, Access, SD_VARLINK_ARRAY),
+	SD_VARLINK_FIELD_COMMENT("Refuse the region (InvalidRegion) unless every page of it is allocated in the memfd already (written, or the whole memfd fallocate()d): pages the daemon's pins allocate are charged to the daemon's memory cgroup, pages the client allocated stay charged to the client's. The operator may insist on it for every user but root ([PinBudget] RequireAllocated=yes)."),
+	SD_VARLINK_DEFINE_INPUT(allocated, SD_VARLINK_BOOL, SD_VARLINK_NULLABLE),
 	SD_VARLINK_FIELD_COMMENT("The new region's id within the address space."),
 	SD_VARLINK_DEFINE_OUTPUT(region, SD_VARLINK_INT, 0));
 
