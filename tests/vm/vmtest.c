@@ -284,6 +284,21 @@ struct setup {
 	uint64_t iova;
 };
 
+/* An iommufd space with fixed windows and the clock: the scenarios here
+ * check mechanisms (what is mapped, evicted, left in the queue), which
+ * read-ahead would blur. */
+static uint64_t fixed_space(sd_varlink *v, uint64_t quota, uint64_t window, uint32_t ioas) {
+	sd_json_variant *p = NULL, *rep;
+	OK(sd_json_buildo(&p, SD_JSON_BUILD_PAIR_STRING("backend", "iommufd"), SD_JSON_BUILD_PAIR_UNSIGNED("quota", quota),
+	                  SD_JSON_BUILD_PAIR_UNSIGNED("windowMin", window), SD_JSON_BUILD_PAIR_UNSIGNED("windowMax", window),
+	                  SD_JSON_BUILD_PAIR_INTEGER("iommufdIndex", 0), SD_JSON_BUILD_PAIR_UNSIGNED("ioasId", ioas),
+	                  SD_JSON_BUILD_PAIR_STRING("faultAround", "fixed"),
+	                  SD_JSON_BUILD_PAIR_STRING("eviction", "clock")) < 0);
+	OK(iopfc_call(v, "io.iopfd.CreateSpace", p, &iommufd, 1, &rep, &err));
+	sd_json_variant_unref(p);
+	return iopfc_u64(rep, "space");
+}
+
 /* One device on its own IOAS and fault queue; one address space with one
  * region of `pages` pages at the start of the mock aperture. */
 static void setup_one(struct setup *s, size_t pages, uint64_t quota, uint64_t window, uint32_t access) {
@@ -293,7 +308,7 @@ static void setup_one(struct setup *s, size_t pages, uint64_t quota, uint64_t wi
 	s->dev = mock_device(ioas, s->fault_id);
 	s->mem = memfd(pages * PG, 0x10);
 	s->iova = MOCK_APERTURE_START;
-	OK(iopfc_create_space(s->v, "iommufd", quota, window, window, iommufd, ioas, &s->space, &err));
+	s->space = fixed_space(s->v, quota, window, ioas);
 	OK(iopfc_add_region(s->v, s->space, s->iova, pages * PG, s->mem.fd, 0, access, NULL, &err));
 	OK(iopfc_register_queue(s->v, s->fault_fd, "iommufd", "vm", &s->queue, &err));
 	OK(iopfc_bind(s->v, s->queue, s->dev.idev, IOPFC_PASID_NONE, s->space, &err));
@@ -880,7 +895,7 @@ static void figures(void) {
 		/* The same backlog for all: N faults queued before serving starts. */
 		if (mode != 1) {
 			uint64_t window = mode == 2 ? 16 * PG : PG;
-			OK(iopfc_create_space(s.v, "iommufd", N * PG, window, window, iommufd, ioas, &s.space, &err));
+			s.space = fixed_space(s.v, N * PG, window, ioas);
 			OK(iopfc_add_region(s.v, s.space, s.iova, N * PG, s.mem.fd, 0, ACC_RW, NULL, &err));
 			OK(iopfc_register_queue(s.v, s.fault_fd, "iommufd", NULL, &s.queue, &err));
 			OK(iopfc_bind(s.v, s.queue, s.dev.idev, IOPFC_PASID_NONE, s.space, &err));
