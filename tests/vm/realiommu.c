@@ -767,6 +767,136 @@ static void figures_mock(void) {
 	close(iommufd);
 }
 
+/* --- under systemd ------------------------------------------------------------------ */
+
+static const char *sh(const char *cmd) {
+	static char out[256];
+	out[0] = 0;
+	FILE *f = popen(cmd, "r");
+	if (!f)
+		return out;
+	if (!fgets(out, sizeof(out), f))
+		out[0] = 0;
+	pclose(f);
+	out[strcspn(out, "\n")] = 0;
+	return out;
+}
+
+static unsigned long main_pid(void) {
+	return strtoul(sh("systemctl show -p MainPID --value iopfd.service"), NULL, 10);
+}
+
+/* Wait for a running iopfd.service whose main process is not `old`. */
+static sd_varlink *await_service(unsigned long old) {
+	uint64_t deadline = now_ns() + 60ull * 1000000000;
+	for (;;) {
+		unsigned long pid = main_pid();
+		sd_varlink *v;
+		if (pid && pid != old && !strcmp(sh("systemctl is-active iopfd.service"), "active") &&
+		    iopfc_connect(SYSTEM_SOCKET, &v) == 0) {
+			sd_json_variant *st_;
+			if (iopfc_statistics(v, &st_, &err) == 0)
+				return v;
+			sd_varlink_unref(v);
+		}
+		CHECK(now_ns() < deadline, "iopfd.service did not come back (pid %lu)", pid);
+		usleep(50000);
+	}
+}
+
+/* iopfd.service killed with SIGKILL three times while the device writes
+ * page after page, each a new fault: a persistent queue and space (their fds
+ * in systemd's fd store) carry the faults across; every DMA command ends
+ * DONE, none waits for ever (the device gives up after 30 s of virtual time
+ * and would say so), and every byte lands. */
+static void kill9_under_load(void) {
+	enum { PAGES = 384, KILLS = 3 };
+	struct setup s = {0};
+	current = &s;
+	dev_open(&s.d);
+	OK(iopfc_connect(SYSTEM_SOCKET, &s.v));
+	s.mem = memfd(PAGES * PG);
+	sd_json_variant *p = NULL, *rep;
+	int fd = s.d.iommufd;
+	OK(sd_json_buildo(&p, SD_JSON_BUILD_PAIR_STRING("backend", "iommufd"),
+	                  SD_JSON_BUILD_PAIR_UNSIGNED("quota", PAGES * PG), SD_JSON_BUILD_PAIR_UNSIGNED("windowMin", PG),
+	                  SD_JSON_BUILD_PAIR_UNSIGNED("windowMax", PG), SD_JSON_BUILD_PAIR_INTEGER("iommufdIndex", 0),
+	                  SD_JSON_BUILD_PAIR_UNSIGNED("ioasId", s.d.ioas), SD_JSON_BUILD_PAIR_STRING("name", "pri-space"),
+	                  SD_JSON_BUILD_PAIR_STRING("faultAround", "fixed"),
+	                  SD_JSON_BUILD_PAIR_BOOLEAN("persistent", true)) < 0);
+	OK(iopfc_call(s.v, "io.iopfd.CreateSpace", p, &fd, 1, &rep, &err));
+	sd_json_variant_unref(p);
+	s.space = iopfc_u64(rep, "space");
+	OK(iopfc_add_region(s.v, s.space, IOVA_BASE, PAGES * PG, s.mem.fd, 0, ACC_RW, NULL, &err));
+	p = NULL;
+	OK(sd_json_buildo(&p, SD_JSON_BUILD_PAIR_INTEGER("fdIndex", 0), SD_JSON_BUILD_PAIR_STRING("name", "pri-queue"),
+	                  SD_JSON_BUILD_PAIR_BOOLEAN("persistent", true)) < 0);
+	OK(iopfc_call(s.v, "io.iopfd.RegisterQueue", p, &s.d.fault_fd, 1, &rep, &err));
+	sd_json_variant_unref(p);
+	s.queue = (uint32_t)iopfc_u64(rep, "queue");
+	OK(iopfc_bind(s.v, s.queue, s.d.devid, PASID, s.space, &err));
+	sd_varlink_unref(s.v);
+	s.v = NULL;
+	clear_counters(&s.d);
+	s.d.regs[R_TIMEOUT / 8] = 30ull * 1000000000;
+	fill(s.d.buf, PAGES * PG, 0, 31);
+
+	/* A child kills iopfd now and then while the parent drives the device. */
+	fflush(NULL);
+	pid_t killer = fork();
+	if (killer == 0) {
+		for (int k = 0; k < KILLS; k++) {
+			usleep(1500000);
+			unsigned long pid = main_pid();
+			if (pid)
+				kill((pid_t)pid, SIGKILL);
+			printf("# kill -9 under load: killed iopfd (pid %lu)\n", pid);
+			fflush(stdout);
+			usleep(200000);
+		}
+		_exit(0);
+	}
+	unsigned long slow = 0;
+	uint64_t worst = 0;
+	for (uint64_t pg = 0; pg < PAGES; pg++) {
+		struct dma_result r = dma(&s.d, CMD_WRITE, IOVA_BASE + pg * PG, PG, pg * PG, 60);
+		if (r.ns > worst)
+			worst = r.ns;
+		slow += r.ns > 500000000ull;
+		if (r.status != ST_DONE) {
+			kill(killer, SIGKILL);
+			waitpid(killer, NULL, 0);
+		}
+		DMA_OK(r, "a DMA write while iopfd is being killed");
+	}
+	int ks;
+	waitpid(killer, &ks, 0);
+	long bad = check(s.mem.va, PAGES * PG, 0, 31);
+	sd_varlink *v = await_service(0);
+	sd_json_variant *st_ = stats(v);
+	unsigned long restarts = strtoul(sh("systemctl show -p NRestarts --value iopfd.service"), NULL, 10);
+	printf("# kill -9 under load: %d pages written, each a fault, across %d kills (%lu restarts): every command "
+	       "DONE, %lu took over 0.5 s (worst %.2f s); this iopfd: %lu restored objects, %lu recovered groups, %lu "
+	       "SUCCESS, %lu write rejects\n",
+	       PAGES, KILLS, restarts, slow, (double)worst / 1e9, (unsigned long)iopfc_u64(st_, "restoredObjects"),
+	       (unsigned long)iopfc_u64(st_, "recoveredGroups"), (unsigned long)iopfc_u64(st_, "success"),
+	       (unsigned long)iopfc_u64(st_, "writeRejects"));
+	show_counters(&s.d, "kill -9 under load");
+	CHECK(bad < 0, "byte %ld (page %ld) is not what the device wrote", bad, bad / (long)PG);
+	CHECK(reg(&s.d, R_PRQ) >= PAGES, "%lu page requests for %d pages", (unsigned long)reg(&s.d, R_PRQ), PAGES);
+	CHECK(reg(&s.d, R_INVALID) == 0 && reg(&s.d, R_FAILURE) == 0, "the device was refused %lu times",
+	      (unsigned long)(reg(&s.d, R_INVALID) + reg(&s.d, R_FAILURE)));
+	CHECK(restarts >= KILLS, "iopfd restarted %lu times for %d kills", restarts, KILLS);
+	/* Tear down: the queue and the space go, then the device. */
+	OK(iopfc_unregister_queue(v, s.queue, &err));
+	OK(iopfc_destroy_space(v, s.space, &err));
+	sd_varlink_unref(v);
+	current = NULL;
+	dev_detach(&s.d);
+	dev_close(&s.d);
+	mem_free(&s.mem);
+}
+
 struct scenario {
 	const char *name;
 	void (*fn)(void);
@@ -781,6 +911,10 @@ static const struct scenario scenarios[] = {
 	{"mock_figures_same_boot", figures_mock},
 };
 
+static const struct scenario systemd_scenarios[] = {
+	{"pri_kill9_under_load", kill9_under_load},
+};
+
 int main(int argc, char **argv) {
 	if (argc < 2) {
 		fprintf(stderr, "usage: iopfd-vmtest-pri IOPFD_BINARY [SCENARIO...]\n");
@@ -790,19 +924,25 @@ int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
 	int failed = 0, ran = 0;
+	const struct scenario *list = scenarios;
+	size_t n = sizeof(scenarios) / sizeof(scenarios[0]);
+	if (!strcmp(argv[1], "--systemd")) {
+		list = systemd_scenarios;
+		n = sizeof(systemd_scenarios) / sizeof(systemd_scenarios[0]);
+	}
 	printf("TAP version 13\n");
-	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
+	for (size_t i = 0; i < n; i++) {
 		bool wanted = argc == 2;
 		for (int a = 2; a < argc; a++)
-			wanted |= !strcmp(argv[a], scenarios[i].name);
+			wanted |= !strcmp(argv[a], list[i].name);
 		if (!wanted)
 			continue;
 		uint64_t t0 = now_ns();
 		if (setjmp(fail_jmp) == 0) {
-			scenarios[i].fn();
-			printf("ok %d - %s (%.1f s)\n", ++ran, scenarios[i].name, (double)(now_ns() - t0) / 1e9);
+			list[i].fn();
+			printf("ok %d - %s (%.1f s)\n", ++ran, list[i].name, (double)(now_ns() - t0) / 1e9);
 		} else {
-			printf("not ok %d - %s # %s\n", ++ran, scenarios[i].name, fail_msg);
+			printf("not ok %d - %s # %s\n", ++ran, list[i].name, fail_msg);
 			failed++;
 			daemon_stop();
 			if (current) {
