@@ -341,6 +341,9 @@ static struct dma_result dma(struct dev *d, unsigned cmd, uint64_t iova, uint64_
 	d->regs[R_IOVA / 8] = iova;
 	d->regs[R_LEN / 8] = len;
 	d->regs[R_BUFOFF / 8] = bufoff;
+	CHECK(reg(d, R_PASID) == PASID && reg(d, R_IOVA) == iova && reg(d, R_LEN) == len,
+	      "the device's registers read PASID %#lx IOVA %#lx LEN %#lx after writing them",
+	      (unsigned long)reg(d, R_PASID), (unsigned long)reg(d, R_IOVA), (unsigned long)reg(d, R_LEN));
 	uint64_t t0 = now_ns(), deadline = t0 + (uint64_t)wait_s * 1000000000ull;
 	d->regs[R_CMD / 8] = cmd;
 	struct dma_result r;
