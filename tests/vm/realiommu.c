@@ -227,7 +227,7 @@ struct dev {
 	uint32_t fault_id;
 	int fault_fd;
 	uint32_t hwpt;
-	bool attached;
+	bool attached, rid_attached;
 	volatile uint64_t *regs;
 	uint8_t *buf;
 	size_t regs_len, buf_len;
@@ -286,6 +286,17 @@ static void dev_open(struct dev *d) {
 	CHECK(ioctl(d->iommufd, IOMMU_HWPT_ALLOC, &h) == 0, "IOMMU_HWPT_ALLOC (paging, FAULT_ID_VALID|ALLOC_PASID): %m");
 	d->hwpt = h.out_hwpt_id;
 	layer("fault-capable paging HWPT %u", d->hwpt);
+	/* The RID first, to the same HWPT. Not for the DMA (the device always
+	 * sends a PASID) but for QEMU's VT-d: it refuses every translation of a
+	 * function whose RID_PASID entry is not valid (vtd_dev_to_context_entry
+	 * → vtd_ce_rid2pasid_check, fault 0x5b), even a request with a PASID,
+	 * and a function bound to iommufd but attached on a PASID only has its
+	 * RID in the blocking domain, whose PASID entry Linux clears. The RID's
+	 * HWPT must be PASID-compatible too (iommufd_hwpt_pasid_compat). */
+	struct vfio_device_attach_iommufd_pt rid = {.argsz = sizeof(rid), .pt_id = d->hwpt};
+	CHECK(ioctl(d->vfio, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &rid) == 0, "VFIO_DEVICE_ATTACH_IOMMUFD_PT (RID): %m");
+	d->rid_attached = true;
+	layer("RID attached to HWPT %u", d->hwpt);
 	struct vfio_device_attach_iommufd_pt at = {.argsz = sizeof(at), .flags = VFIO_DEVICE_ATTACH_PASID,
 	                                           .pt_id = d->hwpt, .pasid = PASID};
 	CHECK(ioctl(d->vfio, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &at) == 0, "VFIO_DEVICE_ATTACH_IOMMUFD_PT (PASID %u): %m",
@@ -302,12 +313,17 @@ static void dev_open(struct dev *d) {
 }
 
 static void dev_detach(struct dev *d) {
-	if (!d->attached)
-		return;
-	struct vfio_device_detach_iommufd_pt dt = {.argsz = sizeof(dt), .flags = VFIO_DEVICE_DETACH_PASID,
+	if (d->attached) {
+		struct vfio_device_detach_iommufd_pt dt = {.argsz = sizeof(dt), .flags = VFIO_DEVICE_DETACH_PASID,
 	                                           .pasid = PASID};
-	CHECK(ioctl(d->vfio, VFIO_DEVICE_DETACH_IOMMUFD_PT, &dt) == 0, "VFIO_DEVICE_DETACH_IOMMUFD_PT: %m");
-	d->attached = false;
+		CHECK(ioctl(d->vfio, VFIO_DEVICE_DETACH_IOMMUFD_PT, &dt) == 0, "VFIO_DEVICE_DETACH_IOMMUFD_PT: %m");
+		d->attached = false;
+	}
+	if (d->rid_attached) {
+		struct vfio_device_detach_iommufd_pt r = {.argsz = sizeof(r)};
+		CHECK(ioctl(d->vfio, VFIO_DEVICE_DETACH_IOMMUFD_PT, &r) == 0, "VFIO_DEVICE_DETACH_IOMMUFD_PT (RID): %m");
+		d->rid_attached = false;
+	}
 }
 
 static void dev_close(struct dev *d) {
@@ -522,7 +538,8 @@ static void teardown(struct setup *s) {
  * memfd pages. */
 static void demand_mapping(void) {
 	enum { PAGES = 64 };
-	struct setup s = {0};
+	static struct setup s; /* static: main cleans it up after a longjmp */
+	memset(&s, 0, sizeof(s));
 	setup(&s, PAGES, PAGES * PG, PG, ACC_RW);
 	clear_counters(&s.d);
 	fill(s.d.buf, PAGES * PG, 0, 7);
@@ -564,7 +581,8 @@ static void demand_mapping(void) {
  * INVALID, moves nothing there, and iopfd maps nothing. */
 static void refusal(void) {
 	enum { PAGES = 16 };
-	struct setup s = {0};
+	static struct setup s; /* static: main cleans it up after a longjmp */
+	memset(&s, 0, sizeof(s));
 	setup(&s, PAGES, PAGES * PG, PG, ACC_R);
 	clear_counters(&s.d);
 	fill(s.mem.va, PAGES * PG, 0, 3);
@@ -603,7 +621,8 @@ static void refusal(void) {
  * in the IOMMU), and the device faults on them again when it comes back. */
 static void quota_eviction(void) {
 	enum { PAGES = 64, QUOTA = 16 };
-	struct setup s = {0};
+	static struct setup s; /* static: main cleans it up after a longjmp */
+	memset(&s, 0, sizeof(s));
 	setup(&s, PAGES, QUOTA * PG, PG, ACC_RW);
 	clear_counters(&s.d);
 	fill(s.d.buf, PAGES * PG, 0, 11);
@@ -637,7 +656,8 @@ static void quota_eviction(void) {
  * ends its command (no stuck device); then everything is closed. */
 static void teardown_pending(void) {
 	enum { PAGES = 8 };
-	struct setup s = {0};
+	static struct setup s; /* static: main cleans it up after a longjmp */
+	memset(&s, 0, sizeof(s));
 	setup(&s, PAGES, PAGES * PG, PG, ACC_RW);
 	clear_counters(&s.d);
 	kill(daemon_pid, SIGSTOP);
@@ -673,7 +693,8 @@ static void teardown_pending(void) {
  * mock device's in the same boot (one fault at a time, and queued). */
 static void figures(void) {
 	enum { N = 512 };
-	struct setup s = {0};
+	static struct setup s; /* static: main cleans it up after a longjmp */
+	memset(&s, 0, sizeof(s));
 	setup(&s, N, N * PG, PG, ACC_RW);
 	clear_counters(&s.d);
 	fill(s.d.buf, N * PG, 0, 21);
@@ -814,7 +835,8 @@ static sd_varlink *await_service(unsigned long old) {
  * and would say so), and every byte lands. */
 static void kill9_under_load(void) {
 	enum { PAGES = 384, KILLS = 3 };
-	struct setup s = {0};
+	static struct setup s; /* static: main cleans it up after a longjmp */
+	memset(&s, 0, sizeof(s));
 	current = &s;
 	dev_open(&s.d);
 	OK(iopfc_connect(SYSTEM_SOCKET, &s.v));
@@ -947,6 +969,18 @@ int main(int argc, char **argv) {
 		} else {
 			printf("not ok %d - %s # %s\n", ++ran, list[i].name, fail_msg);
 			failed++;
+			if (current && current->d.regs)
+				show_counters(&current->d, "at the failure");
+			if (current && current->v) {
+				/* What iopfd saw: did the fault reach the queue? */
+				sd_json_variant *st_ = NULL;
+				const char *e = NULL;
+				if (iopfc_statistics(current->v, &st_, &e) == 0) {
+					printf("# at the failure: iopfd statistics: ");
+					fflush(stdout);
+					sd_json_variant_dump(st_, SD_JSON_FORMAT_NEWLINE, stdout, NULL);
+				}
+			}
 			daemon_stop();
 			if (current) {
 				/* Closing the fds detaches and unbinds everything. */
