@@ -64,6 +64,7 @@ enum {
 enum { ST_IDLE, ST_BUSY, ST_DONE, ST_REFUSED, ST_ERROR, ST_TIMEOUT };
 #define CMD_READ 1u  /* host memory -> device buffer */
 #define CMD_WRITE 2u /* device buffer -> host memory */
+#define CMD_NO_PRI 0x100u /* fail at the first missing translation, no page request */
 #define DEV_VENDOR 0x1234
 #define DEV_DEVICE 0x1f0d
 #define DEV_BUF (4u << 20)
@@ -591,6 +592,12 @@ static void refusal(void) {
 	CHECK(r.status == ST_REFUSED && r.resp == 1, "a write outside every region: status %s, response %lu",
 	      st(r.status), (unsigned long)r.resp);
 	CHECK(r.done == 0, "%lu bytes moved outside every region", (unsigned long)r.done);
+	/* Nothing was mapped there: the same write without page requests
+	 * finds no translation. */
+	r = dma(&s.d, CMD_WRITE | CMD_NO_PRI, IOVA_BASE + 64 * PG, PG, 0, 60);
+	CHECK(r.status == ST_ERROR && r.err == EFAULT && r.done == 0,
+	      "after the refusal, a write without page requests: status %s, errno %lu, %lu bytes moved", st(r.status),
+	      (unsigned long)r.err, (unsigned long)r.done);
 	r = dma(&s.d, CMD_WRITE, IOVA_BASE + 2 * PG, PG, 0, 60);
 	CHECK(r.status == ST_REFUSED && r.resp == 1, "a write to a read-only region: status %s, response %lu",
 	      st(r.status), (unsigned long)r.resp);
