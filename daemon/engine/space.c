@@ -30,6 +30,7 @@ DEFINE_STRING_TABLE_LOOKUP(iopf_backend_kind, enum iopf_backend_kind)
 static const char *const iopf_fault_around_table[_IOPF_FAULT_AROUND_MAX] = {
 	[IOPF_FAULT_AROUND_FIXED] = "fixed",
 	[IOPF_FAULT_AROUND_ADAPTIVE] = "adaptive",
+	[IOPF_FAULT_AROUND_DENSITY] = "density",
 };
 
 DEFINE_STRING_TABLE_LOOKUP(iopf_fault_around, enum iopf_fault_around)
@@ -307,7 +308,8 @@ static enum iopf_verdict fault_slow(struct iopf_space *s, struct iopf_region *r,
 		goto out;
 	}
 	uint64_t lo, hi;
-	iopf_fault_around(s, r, p, stream, length_hint, mapping_room(s), &lo, &hi);
+	bool guess;
+	iopf_fault_around(s, r, p, stream, length_hint, mapping_room(s), &lo, &hi, &guess);
 	/* Only the unpinned run around p: pinned neighbours belong to other areas. */
 	uint64_t first = p, end = p + 1;
 	while (first > lo && !(page_load(&r->page[first - 1]) & IOPF_PAGE_PINNED))
@@ -315,12 +317,14 @@ static enum iopf_verdict fault_slow(struct iopf_space *s, struct iopf_region *r,
 	while (end < hi && !(page_load(&r->page[end]) & IOPF_PAGE_PINNED))
 		end++;
 	/* Room for the page itself from anywhere, for the rest of the window
-	 * only as a prefetch may make it; else the page alone. */
+	 * only as a prefetch may make it, and for a guess by density only if
+	 * the quota has it free; else the page alone. */
 	if (!iopf_evict_for(s, s->cfg.page_size)) {
 		ret = IOPF_INVALID_QUOTA; /* counted once final: iopf_space_quota_refused() */
 		goto out;
 	}
-	if (end - first > 1 && !iopf_evict_for_prefetch(s, (end - first) << s->page_shift)) {
+	uint64_t bytes = (end - first) << s->page_shift;
+	if (end - first > 1 && (guess ? s->cfg.quota - s->st.pinned_bytes < bytes : !iopf_evict_for_prefetch(s, bytes))) {
 		first = p;
 		end = p + 1;
 	}
