@@ -53,3 +53,7 @@ const struct sim_policy *sim_policy_find(const char *name) {
 			return &policies[i];
 	return NULL;
 }
+
+bool sim_policy_is_iopfd(const struct sim_policy *p) {
+	return p->pager == &sim_pager_iopfd;
+}
