@@ -124,7 +124,7 @@ Test(replay, every_policy_stalls_where_the_simulator_does) {
  * before the sweep comes back to it, so every access stalls, every time. */
 Test(replay, an_evicted_page_faults_again) {
 	struct sim_trace t = synth("seq", 64, 64 * 4);
-	struct both b = replay_and_simulate(&t, "default", 50, 1, &in_order);
+	struct both b = replay_and_simulate(&t, "fixed", 50, 1, &in_order);
 	assert_same(&b, "seq");
 	cr_assert_eq(b.e.faults, 256, "four sweeps of 64 pages under a 32-page quota");
 	cr_assert_eq(b.e.maps, 256);
