@@ -51,8 +51,8 @@ int iopf_evict_reserve(struct iopf_space *s) {
 
 /* --- ghosts: pages evicted from probation lately ----------------------------------------------- */
 
-/* One slot per key, the newest wins: a lossy set as large as the quota in
- * pages (at least 64), so it remembers about a quota's worth of evictions.
+/* One slot per key, the newest wins: a lossy set of half as many slots as
+ * the quota has pages (at least 64), so it remembers the latest evictions.
  * The low bit of a key says which ring the page was evicted from. */
 static uint64_t ghost_key(const struct iopf_region *r, uint64_t p) {
 	/* The region's id, not its address: the same run gives the same
