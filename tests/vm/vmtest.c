@@ -1008,7 +1008,7 @@ static void replay_against_simulator(const struct trace_case *c) {
 	CHECK(pol && sim_policy_is_iopfd(pol), "%s is not an iopfd policy", c->policy);
 	uint64_t quota = t.footprint * c->quota_pct / 100;
 	quota = quota ? quota : 1;
-	CHECK(MOCK_APERTURE_START + ((uint64_t)t.n_pages << 12) <= MOCK_APERTURE_LAST + 1, "%s is too large", c->trace);
+	CHECK((uint64_t)MOCK_APERTURE_START + ((uint64_t)t.n_pages << 12) <= (uint64_t)MOCK_APERTURE_LAST + 1, "%s is too large", c->trace);
 
 	uint8_t *sim_stalled = calloc(t.n, 1), *kernel_stalled = calloc(t.n, 1);
 	CHECK(sim_stalled && kernel_stalled, "calloc");
