@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lackey.h"
@@ -50,6 +51,32 @@ static int emit_to_writer(void *ctx, const struct trace_access *a) {
 	return trace_writer_add(ctx, a);
 }
 
+/*
+ * valgrind writes lackey's lines a few hundred bytes at a time, and a
+ * reader waiting on an empty pipe is woken by every write: measured, that
+ * made a recording four times as slow as one into /dev/null, most of it
+ * in the kernel. So the pipe is made large (1 MiB; not a pipe, or a lower
+ * limit: only slower), and after a short read the reader lets it fill for
+ * a while. A write to a pipe that is not empty wakes no one.
+ */
+static void prepare_pipe(int fd) {
+	(void)fcntl(fd, F_SETPIPE_SZ, (int)CHUNK);
+}
+
+static ssize_t read_lagging(int fd, char *buf, size_t size) {
+	for (;;) {
+		ssize_t n = read(fd, buf, size);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		/* 2 ms at lackey's rate (~50 MB/s) is a tenth of the pipe. */
+		if (n > 0 && (size_t)n < size / 4)
+			nanosleep(&(struct timespec){.tv_nsec = 2 * 1000 * 1000}, NULL);
+		return n;
+	}
+}
+
 static int cmd_lackey(int argc, char **argv) {
 	static const struct option opts[] = {{"stream", required_argument, NULL, 's'},
 	                                     {"help", no_argument, NULL, 'h'},
@@ -78,34 +105,29 @@ static int cmd_lackey(int argc, char **argv) {
 	if (isatty(STDOUT_FILENO))
 		return fail("lackey: the trace is binary; redirect stdout to a file or a pipe");
 
-	/* valgrind writes lackey's lines a few hundred bytes at a time: with a
-	 * pipe of the default 64 KiB both ends wake for almost every write,
-	 * which made recordings twice as slow. Not a pipe, or a lower limit:
-	 * the default is only slower. */
-	(void)fcntl(STDIN_FILENO, F_SETPIPE_SZ, (int)CHUNK);
-
 	_cleanup_free_ char *in = malloc(CHUNK);
-	_cleanup_free_ char *out = malloc(CHUNK);
-	if (!in || !out)
+	if (!in)
 		return fail("lackey: out of memory");
-	setvbuf(stdout, out, _IOFBF, CHUNK);
+	static char out[CHUNK];
+	setvbuf(stdout, out, _IOFBF, sizeof(out));
+	prepare_pipe(STDIN_FILENO);
 
 	struct trace_writer w;
 	if (trace_writer_open(&w, stdout, PAGE_SHIFT) < 0)
 		return fail("lackey: writing the trace: %m");
 	struct lackey l;
 	lackey_init(&l, PAGE_SHIFT, (uint16_t)stream, emit_to_writer, &w);
-	int r = 0;
+	int r;
 	for (;;) {
-		size_t n = fread(in, 1, CHUNK, stdin);
-		if (n && (r = lackey_feed(&l, in, n)) < 0)
-			break;
-		if (n < CHUNK) {
-			if (ferror(stdin))
-				return fail("lackey: reading stdin: %m");
+		ssize_t n = read_lagging(STDIN_FILENO, in, CHUNK);
+		if (n < 0)
+			return fail("lackey: reading stdin: %s", strerror((int)-n));
+		if (n == 0) {
 			r = lackey_finish(&l);
 			break;
 		}
+		if ((r = lackey_feed(&l, in, (size_t)n)) < 0)
+			break;
 	}
 	if (r == -EBADMSG)
 		return fail("lackey: stdin line %" PRIu64 ": %s: \"%s\"", l.error_line, l.error, l.error_text);
