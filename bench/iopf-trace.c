@@ -131,8 +131,10 @@ static int cmd_lackey(int argc, char **argv) {
 	}
 	if (r == -EBADMSG)
 		return fail("lackey: stdin line %" PRIu64 ": %s: \"%s\"", l.error_line, l.error, l.error_text);
+	/* The writer says -EIO for any failed write; stdio left the cause in
+	 * errno (ENOSPC, EPIPE). */
 	if (r < 0 || trace_writer_close(&w) < 0 || fflush(stdout) != 0)
-		return fail("lackey: writing the trace: %s", strerror(r < 0 ? -r : errno));
+		return fail("lackey: writing the trace: %s", strerror(r < 0 && r != -EIO ? -r : errno));
 	fprintf(stderr,
 	        "iopf-trace lackey: %" PRIu64 " lines: %" PRIu64 " instructions, %" PRIu64 " loads, %" PRIu64
 	        " stores, %" PRIu64 " modifies, %" PRIu64 " messages; %" PRIu64 " page accesses, %" PRIu64
