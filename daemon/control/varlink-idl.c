@@ -57,8 +57,10 @@ static SD_VARLINK_DEFINE_ENUM_TYPE(
 	FaultAround,
 	SD_VARLINK_FIELD_COMMENT("The device's length hint, clamped to [windowMin, windowMax], aligned."),
 	SD_VARLINK_DEFINE_ENUM_VALUE(fixed),
-	SD_VARLINK_FIELD_COMMENT("Per device and PASID, as readahead: a fault where that device's last mapping ended doubles the window (up to windowMax, 256 KiB when unset) ahead in its direction; any other maps windowMin, or the rest of an aligned block more than half mapped."),
-	SD_VARLINK_DEFINE_ENUM_VALUE(adaptive));
+	SD_VARLINK_FIELD_COMMENT("Per device and PASID, as readahead: a fault where that device's last mapping ended doubles the window (up to windowMax, 256 KiB when unset) ahead in its direction; any other maps windowMin."),
+	SD_VARLINK_DEFINE_ENUM_VALUE(adaptive),
+	SD_VARLINK_FIELD_COMMENT("adaptive, and a fault in no stream also maps the rest of the largest aligned block more than half mapped already, if the quota has that room free (a guess never evicts)."),
+	SD_VARLINK_DEFINE_ENUM_VALUE(density));
 
 static SD_VARLINK_DEFINE_ENUM_TYPE(
 	Eviction,
