@@ -899,8 +899,8 @@ static sd_varlink *await_service(unsigned long old) {
 /* iopfd.service killed with SIGKILL three times while the device writes
  * page after page, each a new fault: a persistent queue and space (their fds
  * in systemd's fd store) carry the faults across; every DMA command ends
- * DONE, none waits for ever (the device gives up after 30 s of virtual time
- * and would say so), and every byte lands. */
+ * DONE, none waits for ever (the device gives up after 120 s of virtual
+ * time and would say so), and every byte lands. */
 static void kill9_under_load(void) {
 	enum { PAGES = 384, KILLS = 3 };
 	static struct setup s; /* static: main cleans it up after a longjmp */
@@ -931,7 +931,8 @@ static void kill9_under_load(void) {
 	sd_varlink_unref(s.v);
 	s.v = NULL;
 	clear_counters(&s.d);
-	s.d.regs[R_TIMEOUT / 8] = 30ull * 1000000000;
+	/* A bound, not a figure: a restart took 4 s on a loaded machine. */
+	s.d.regs[R_TIMEOUT / 8] = 120ull * 1000000000;
 	fill(s.d.buf, PAGES * PG, 0, 31);
 
 	/* A child kills iopfd while the parent drives the device, when told
@@ -976,7 +977,7 @@ static void kill9_under_load(void) {
 	for (uint64_t pg = 0; pg < PAGES; pg++) {
 		if (pg && pg % (PAGES / (KILLS + 1)) == 0 && pg / (PAGES / (KILLS + 1)) <= KILLS)
 			(void)!write(go[1], "k", 1);
-		struct dma_result r = dma(&s.d, CMD_WRITE, IOVA_BASE + pg * PG, PG, pg * PG, 60);
+		struct dma_result r = dma(&s.d, CMD_WRITE, IOVA_BASE + pg * PG, PG, pg * PG, 180);
 		if (r.ns > worst)
 			worst = r.ns;
 		slow += r.ns > 500000000ull;
