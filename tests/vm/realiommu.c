@@ -694,6 +694,8 @@ static void teardown_pending(void) {
 	setup(&s, PAGES, PAGES * PG, PG, ACC_RW);
 	clear_counters(&s.d);
 	kill(daemon_pid, SIGSTOP);
+	int wst; /* stopped for sure: kill() returns before every thread has */
+	CHECK(waitpid(daemon_pid, &wst, WUNTRACED) == daemon_pid && WIFSTOPPED(wst), "iopfd did not stop");
 	s.d.regs[R_PASID / 8] = PASID;
 	s.d.regs[R_IOVA / 8] = IOVA_BASE;
 	s.d.regs[R_LEN / 8] = PG;
@@ -817,8 +819,11 @@ static void figures_mock(void) {
 	struct iommu_test_cmd c = {.size = sizeof(c), .op = IOMMU_TEST_OP_MD_CHECK_MAP, .id = h.out_hwpt_id,
 	                           .check_map = {.iova = MOCK_APERTURE_START, .length = N * PG, .uptr = (uintptr_t)m.va}};
 	CHECK(ioctl(iommufd, IOMMU_TEST_CMD, &c) == 0, "MD_CHECK_MAP of the %d pages answered: %m", N);
-	/* Queued: N faults triggered while iopfd is stopped, then served. */
+	/* Queued: N faults triggered while iopfd is stopped (for sure: kill()
+	 * returns before every thread has stopped), then served. */
 	kill(daemon_pid, SIGSTOP);
+	int wst;
+	CHECK(waitpid(daemon_pid, &wst, WUNTRACED) == daemon_pid && WIFSTOPPED(wst), "iopfd did not stop");
 	for (uint64_t p = N; p < 2 * N; p++) {
 		struct iommu_test_cmd t = {.size = sizeof(t), .op = IOMMU_TEST_OP_TRIGGER_IOPF,
 		                           .trigger_iopf = {.dev_id = md.mock_domain.out_idev_id, .grpid = 1,
@@ -826,8 +831,7 @@ static void figures_mock(void) {
 		                                            .addr = MOCK_APERTURE_START + p * PG}};
 		CHECK(ioctl(iommufd, IOMMU_TEST_CMD, &t) == 0, "TRIGGER_IOPF: %m");
 	}
-	answered_take();
-	answered = 0;
+	answered = 0; /* nothing was answered since the last take: iopfd was stopped */
 	t0 = now_ns();
 	kill(daemon_pid, SIGCONT);
 	while (answered < N) {
