@@ -87,7 +87,10 @@ static int listen_socket(struct manager *m) {
 }
 
 int varlink_server_setup(struct manager *m) {
-	int r = sd_varlink_server_new(&m->server, SD_VARLINK_SERVER_ACCOUNT_UID);
+	/* No SD_VARLINK_SERVER_ACCOUNT_UID: its per-uid connection limit
+	 * would apply to root as well; client_attach() counts instead. The
+	 * server's own total (4096 connections) still holds everyone. */
+	int r = sd_varlink_server_new(&m->server, 0);
 	if (r < 0)
 		return log_error_errno(r, "Failed to allocate the Varlink server: %m");
 	sd_varlink_server_set_userdata(m->server, m);
@@ -103,8 +106,6 @@ int varlink_server_setup(struct manager *m) {
 			return r;
 	sd_varlink_server_bind_connect(m->server, on_connect);
 	sd_varlink_server_bind_disconnect(m->server, on_disconnect);
-	if (m->cfg.config.limits.connections_per_uid)
-		sd_varlink_server_set_connections_per_uid_max(m->server, m->cfg.config.limits.connections_per_uid);
 	r = sd_varlink_server_attach_event(m->server, m->event, SD_EVENT_PRIORITY_NORMAL);
 	if (r < 0)
 		return log_error_errno(r, "Failed to attach the Varlink server: %m");
