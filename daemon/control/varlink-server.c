@@ -94,7 +94,7 @@ int varlink_server_setup(struct manager *m) {
 	if (r < 0)
 		return log_error_errno(r, "Failed to allocate the Varlink server: %m");
 	sd_varlink_server_set_userdata(m->server, m);
-	r = sd_varlink_server_set_info(m->server, "iopfd", "iopfd", PROJECT_VERSION, "https://iopfd.invalid/");
+	r = sd_varlink_server_set_info(m->server, "iopfd", "iopfd", PROJECT_VERSION, "man:io.iopfd(7)");
 	if (r < 0)
 		return log_error_errno(r, "Failed to set server info: %m");
 	r = sd_varlink_server_add_interface(m->server, &vl_interface_io_iopfd);

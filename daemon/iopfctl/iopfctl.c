@@ -26,7 +26,8 @@ static void help(void) {
 	       "  bindings    (queue, device, PASID) -> address space\n"
 	       "  users       pin budgets and what each user holds (root sees every user)\n"
 	       "  stats       every counter\n"
-	       "  monitor     live figures [--interval MS] [--count N]\n");
+	       "  monitor     live figures [--interval MS] [--count N]\n\n"
+	       "See iopfctl(1).\n");
 }
 
 static int fail(int r, const char *what, const char *error) {
