@@ -16,6 +16,8 @@ extern const struct vl_method vl_queue_methods[];
 extern const struct vl_method vl_space_methods[];
 /* GetStatistics, Monitor. */
 extern const struct vl_method vl_stats_methods[];
+/* io.systemd.Metrics.List and .Describe, for systemd-report. */
+extern const struct vl_method vl_metrics_methods[];
 
 struct iopf_hist;
 

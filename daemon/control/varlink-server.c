@@ -100,7 +100,7 @@ int varlink_server_setup(struct manager *m) {
 	r = sd_varlink_server_add_interface(m->server, &vl_interface_io_iopfd);
 	if (r < 0)
 		return log_error_errno(r, "Failed to add the io.iopfd interface: %m");
-	const struct vl_method *tables[] = {vl_queue_methods, vl_space_methods, vl_stats_methods};
+	const struct vl_method *tables[] = {vl_queue_methods, vl_space_methods, vl_stats_methods, vl_metrics_methods};
 	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
 		if ((r = bind_methods(m->server, tables[i])) < 0)
 			return r;
