@@ -24,6 +24,14 @@ Environment=IOPFD_TEST_HANG_ON_SIGUSR2=1
 Environment=IOPFD_TEST_DIE_ANSWERING_ON_SIGUSR1=1
 Environment=IOPFD_TEST_DIE_IN_RECOVERY=1
 CONF
+# The group sysusers.d/iopfd.conf makes, with "daemon" (uid 1) in it. The
+# root is read-only here: the group file is a copy bind-mounted over it.
+cp /etc/group /run/iopfd-test/group
+grep -q '^iopfd:' /run/iopfd-test/group || echo "iopfd:x:990:daemon" >>/run/iopfd-test/group
+mount --bind /run/iopfd-test/group /etc/group
+# A pin budget for that member, in a drop-in where iopfd.conf's are found.
+mkdir -p /run/iopfd/iopfd.conf.d
+printf '[PinBudget]\nUser=daemon 16M\n' >/run/iopfd/iopfd.conf.d/50-test.conf
 systemctl daemon-reload
 systemctl start iopfd.socket
 "$B/iopfd-vmtest" --systemd "$@"
