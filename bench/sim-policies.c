@@ -15,12 +15,24 @@
  * daemon's default (one page).
  */
 static const struct sim_policy policies[] = {
-	{"default", &sim_pager_iopfd, {0}, "iopfd as configured by default: one page per fault, clock eviction"},
-	{"window-16k", &sim_pager_iopfd, {.window_min = KiB(16), .window_max = KiB(16)},
+	{"default", &sim_pager_iopfd, {0}, "iopfd as configured by default"},
+	{"noprefetch", &sim_pager_iopfd, {.fault_around = IOPF_FAULT_AROUND_FIXED},
+	 "iopfd's default eviction, one page per fault (prefetch off)"},
+	{"fixed", &sim_pager_iopfd, {.fault_around = IOPF_FAULT_AROUND_FIXED, .eviction = IOPF_EVICTION_CLOCK},
+	 "iopfd before the policy work: one page per fault, clock eviction"},
+	{"adaptive", &sim_pager_iopfd, {.fault_around = IOPF_FAULT_AROUND_ADAPTIVE, .eviction = IOPF_EVICTION_CLOCK},
+	 "iopfd, adaptive fault-around per device (up to 256 KiB), clock eviction"},
+	{"2q", &sim_pager_iopfd, {.fault_around = IOPF_FAULT_AROUND_FIXED, .eviction = IOPF_EVICTION_2Q},
+	 "iopfd, one page per fault, 2q eviction (probation FIFO, ghosts, main clock)"},
+	{"density-2q", &sim_pager_iopfd, {.fault_around = IOPF_FAULT_AROUND_DENSITY, .eviction = IOPF_EVICTION_2Q},
+	 "iopfd, adaptive fault-around with density guesses into free room, 2q eviction"},
+	{"adaptive-2q", &sim_pager_iopfd, {.fault_around = IOPF_FAULT_AROUND_ADAPTIVE, .eviction = IOPF_EVICTION_2Q},
+	 "iopfd, adaptive fault-around and 2q eviction"},
+	{"window-16k", &sim_pager_iopfd, {.window_min = KiB(16), .window_max = KiB(16), .fault_around = IOPF_FAULT_AROUND_FIXED, .eviction = IOPF_EVICTION_CLOCK},
 	 "iopfd, fixed 16 KiB fault-around windows"},
-	{"window-64k", &sim_pager_iopfd, {.window_min = KiB(64), .window_max = KiB(64)},
+	{"window-64k", &sim_pager_iopfd, {.window_min = KiB(64), .window_max = KiB(64), .fault_around = IOPF_FAULT_AROUND_FIXED, .eviction = IOPF_EVICTION_CLOCK},
 	 "iopfd, fixed 64 KiB fault-around windows"},
-	{"window-256k", &sim_pager_iopfd, {.window_min = KiB(256), .window_max = KiB(256)},
+	{"window-256k", &sim_pager_iopfd, {.window_min = KiB(256), .window_max = KiB(256), .fault_around = IOPF_FAULT_AROUND_FIXED, .eviction = IOPF_EVICTION_CLOCK},
 	 "iopfd, fixed 256 KiB fault-around windows"},
 
 	/* Baselines: not iopfd code (sim-baselines.c). */
@@ -40,4 +52,8 @@ const struct sim_policy *sim_policy_find(const char *name) {
 		if (strcmp(policies[i].name, name) == 0)
 			return &policies[i];
 	return NULL;
+}
+
+bool sim_policy_is_iopfd(const struct sim_policy *p) {
+	return p->pager == &sim_pager_iopfd;
 }

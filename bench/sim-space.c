@@ -22,6 +22,7 @@ struct iopfd_pager {
 	struct iopf_counters counters;
 	struct iopf_space_observer obs;
 	iopf_record *rec;
+	struct iopf_group *groups;
 	uint64_t bound[TRACE_STREAMS / 64]; /* streams bound as devices so far */
 	int err; /* the first backend call the books could not place */
 };
@@ -59,12 +60,10 @@ static void observe_unmap(void *ud, uint64_t iova, uint64_t len) {
 /* One region per run of adjacent chunks: what a client whose memory is
  * where the trace touched it would register. */
 static int add_regions(struct iopfd_pager *p) {
-	const struct sim_trace *t = p->t;
-	unsigned shift = t->page_shift + (unsigned)__builtin_ctz(t->chunk_pages);
-	for (size_t i = 0, j; i < t->n_chunks; i = j) {
-		for (j = i + 1; j < t->n_chunks && t->chunk[j] == t->chunk[j - 1] + 1; j++)
-			;
-		struct iopf_region_config rc = {.iova = t->chunk[i] << shift, .length = (uint64_t)(j - i) << shift,
+	size_t at = 0;
+	uint32_t first, pages;
+	while (sim_trace_next_region(p->t, &at, &first, &pages)) {
+		struct iopf_region_config rc = {.iova = iova_of(p, first), .length = (uint64_t)pages << p->t->page_shift,
 		                                .memfd = -1, .perm = IOPF_PERM_READ | IOPF_PERM_WRITE};
 		enum iopf_region_refusal why = iopf_space_add_region(p->space, &rc, 0, NULL, NULL);
 		if (why == IOPF_REGION_NO_MEMORY)
@@ -88,6 +87,7 @@ static void iopfd_close(void *pp) {
 	if (p->res_ready)
 		iopf_resolver_fini(&p->res);
 	free(p->rec);
+	free(p->groups);
 	free(p);
 }
 
@@ -115,7 +115,8 @@ static int iopfd_open(const struct sim_pager_args *a, void **out) {
 		r = iopf_resolver_init(&p->res, p->bindings, a->inflight, &p->counters);
 		p->res_ready = r == 0;
 	}
-	if (r == 0 && !(p->rec = calloc(a->inflight, sizeof(*p->rec))))
+	if (r == 0 && (!(p->rec = calloc(a->inflight, sizeof(*p->rec))) ||
+	               !(p->groups = calloc(a->inflight, sizeof(*p->groups)))))
 		r = -ENOMEM;
 	if (r < 0) {
 		iopfd_close(p);
@@ -170,13 +171,15 @@ static int iopfd_resolve(void *pp, const struct sim_fault *f, size_t n) {
 	int err = 0;
 	iopf_rcu_read_lock();
 	iopf_resolver_begin(&p->res);
+	for (size_t i = 0; i < n; i++)
+		p->groups[i] = (struct iopf_group){.faults = &p->rec[i], .n_faults = 1, .cookie = (uint32_t)i,
+		                                   .dev_id = f[i].stream, .pasid = IOPF_PASID_NONE};
+	iopf_resolver_batch(&p->res, p->groups, n);
 	for (size_t i = 0; i < n; i++) {
-		struct iopf_group g = {.faults = &p->rec[i], .n_faults = 1, .cookie = (uint32_t)i,
-		                       .dev_id = f[i].stream, .pasid = IOPF_PASID_NONE};
-		uint32_t code = iopf_resolve_group(&p->res, QUEUE, &g);
+		uint32_t code = iopf_resolve_group(&p->res, QUEUE, &p->groups[i]);
 		if (code == IOPF_RESOLVE_AGAIN) {
 			iopf_resolver_release(&p->res);
-			code = iopf_resolve_group(&p->res, QUEUE, &g);
+			code = iopf_resolve_group(&p->res, QUEUE, &p->groups[i]);
 		}
 		if (code == IOMMUFD_PAGE_RESP_SUCCESS)
 			sim_books_touch(p->books, f[i].u); /* held until answered: mapped now */

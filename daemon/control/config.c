@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <ctype.h>
 #include <dirent.h>
+#include <stddef.h>
 #include <errno.h>
 #include <grp.h>
 #include <limits.h>
@@ -115,7 +116,7 @@ static int parse_count(const char *v, uint64_t *out, const char **why) {
 	return 0;
 }
 
-enum section { SECTION_NONE, SECTION_LIMITS, SECTION_PIN_BUDGET, SECTION_UNKNOWN };
+enum section { SECTION_NONE, SECTION_LIMITS, SECTION_WORKERS, SECTION_PIN_BUDGET, SECTION_UNKNOWN };
 
 static int assign(struct iopfd_config *c, enum section sec, const char *key, char *v, const char **why) {
 	uint64_t n;
@@ -139,6 +140,25 @@ static int assign(struct iopfd_config *c, enum section sec, const char *key, cha
 				c->limits.max[keys[i].resource] = n;
 			return 0;
 		}
+	} else if (sec == SECTION_WORKERS) {
+		static const struct {
+			const char *key;
+			size_t offset;
+		} keys[] = {{"Workers", offsetof(struct iopfd_workers, workers)},
+		            {"BusyPollUsec", offsetof(struct iopfd_workers, busy_poll_us)},
+		            {"AnswerSliceGroups", offsetof(struct iopfd_workers, slice_groups)},
+		            {"AnswerSliceUsec", offsetof(struct iopfd_workers, slice_us)}};
+		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+			if (strcmp(key, keys[i].key))
+				continue;
+			if ((r = parse_count(v, &n, why)) < 0)
+				return r;
+			if (keys[i].offset == offsetof(struct iopfd_workers, workers))
+				c->workers.workers = (unsigned)(n > 1024 ? 1024 : n);
+			else
+				*(uint64_t *)((uint8_t *)&c->workers + keys[i].offset) = n;
+			return 0;
+		}
 	} else if (sec == SECTION_PIN_BUDGET) {
 		if (!strcmp(key, "Default")) {
 			if (parse_size(v, &n) < 0)
@@ -148,6 +168,15 @@ static int assign(struct iopfd_config *c, enum section sec, const char *key, cha
 		}
 		if (!strcmp(key, "User") || !strcmp(key, "Group"))
 			return parse_grant(c, key[0] == 'G', v, why);
+		if (!strcmp(key, "RequireAllocated")) {
+			if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1"))
+				c->require_allocated = true;
+			else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0"))
+				c->require_allocated = false;
+			else
+				return *why = "not yes or no", -EINVAL;
+			return 0;
+		}
 	} else if (sec == SECTION_UNKNOWN) {
 		return 0; /* said once, at the section */
 	} else {
@@ -169,6 +198,8 @@ int config_parse(struct iopfd_config *c, FILE *f, const char *name) {
 		if (*s == '[') {
 			if (!strcmp(s, "[Limits]"))
 				sec = SECTION_LIMITS;
+			else if (!strcmp(s, "[Workers]"))
+				sec = SECTION_WORKERS;
 			else if (!strcmp(s, "[PinBudget]"))
 				sec = SECTION_PIN_BUDGET;
 			else {

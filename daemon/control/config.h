@@ -13,10 +13,18 @@
  *   SpacesPerUser=1024
  *   RegionsPerUser=4096
  *
+ *   [Workers]             read at start only
+ *   Workers=0             0: one per online CPU
+ *   BusyPollUsec=0        poll this long before sleeping (dedicated cores)
+ *   AnswerSliceGroups=0   answer a batch every so many groups (0: whole)
+ *   AnswerSliceUsec=0     ... or every so much resolving time
+ *
  *   [PinBudget]
  *   Default=8M            what a user without a grant may pin
  *   User=root infinity    a user, by name or uid
  *   Group=kvm 16G         the members of a group, by name or gid
+ *   RequireAllocated=no   regions of users other than root must be
+ *                         allocated in their memfd (charged to them)
  *
  * A user's budget is its own grant, else the largest grant among its
  * groups, else Default. Root's is the same rule; the compiled-in
@@ -45,9 +53,18 @@ struct pin_grant {
 	uint64_t bytes; /* IOPFD_PIN_UNLIMITED: infinity */
 };
 
+struct iopfd_workers {
+	unsigned workers;
+	uint64_t busy_poll_us;
+	uint64_t slice_groups;
+	uint64_t slice_us;
+};
+
 struct iopfd_config {
 	struct iopfd_limits limits;
+	struct iopfd_workers workers;
 	uint64_t pin_default;
+	bool require_allocated; /* regions of non-root users must be allocated already */
 	struct pin_grant *grants;
 	size_t n_grants;
 	unsigned warnings; /* lines ignored while reading */

@@ -21,7 +21,9 @@ static void help(void) {
 	       "                                else " IOPFD_SOCKET_DEFAULT ")\n"
 	       "  --socket-mode MODE            of a socket iopfd makes itself (default 0660)\n"
 	       "  --socket-group GROUP          its group (default " IOPFD_SOCKET_GROUP "): root and its members may connect\n"
-	       "  --workers N                   worker threads (default: online CPUs)\n"
+	       "  --workers N                   worker threads (default: [Workers] Workers=, else online CPUs)\n"
+	       "  --busy-poll-us N              a worker polls its queues this long before it sleeps\n"
+	       "                                (default: [Workers] BusyPollUsec=, else 0: off)\n"
 	       "  --config PATH                 the configuration (default: " IOPFD_CONFIG_FILE "\n"
 	       "                                and its drop-ins; see iopfd.conf(5))\n"
 	       "  --max-connections-per-uid N   override [Limits] ConnectionsPerUser= (default 64)\n"
@@ -49,12 +51,14 @@ static int parse_u64(const char *s, uint64_t *out) {
 int main(int argc, char **argv) {
 	struct manager_config cfg = {0};
 	struct config_overrides *over = &cfg.overrides;
-	enum { OPT_SOCKET = 256, OPT_SOCKET_MODE, OPT_SOCKET_GROUP, OPT_WORKERS, OPT_CONFIG, OPT_CONN, OPT_QUEUES, OPT_SPACES, OPT_REGIONS, OPT_VERSION };
+	int64_t busy_poll = -1;
+	enum { OPT_SOCKET = 256, OPT_SOCKET_MODE, OPT_SOCKET_GROUP, OPT_WORKERS, OPT_BUSY_POLL, OPT_CONFIG, OPT_CONN, OPT_QUEUES, OPT_SPACES, OPT_REGIONS, OPT_VERSION };
 	static const struct option opts[] = {
 		{"socket", required_argument, NULL, OPT_SOCKET},
 		{"socket-mode", required_argument, NULL, OPT_SOCKET_MODE},
 		{"socket-group", required_argument, NULL, OPT_SOCKET_GROUP},
 		{"workers", required_argument, NULL, OPT_WORKERS},
+		{"busy-poll-us", required_argument, NULL, OPT_BUSY_POLL},
 		{"config", required_argument, NULL, OPT_CONFIG},
 		{"max-connections-per-uid", required_argument, NULL, OPT_CONN},
 		{"max-queues-per-uid", required_argument, NULL, OPT_QUEUES},
@@ -87,6 +91,7 @@ int main(int argc, char **argv) {
 		}
 		case OPT_SOCKET_GROUP: cfg.socket_group = optarg; break;
 		case OPT_WORKERS: cfg.workers = (unsigned)v; break;
+		case OPT_BUSY_POLL: busy_poll = (int64_t)v; break;
 		case OPT_CONFIG: cfg.config_path = optarg; break;
 		case OPT_CONN: over->value[_ACCT_RESOURCE_MAX] = v, over->given[_ACCT_RESOURCE_MAX] = true; break;
 		case OPT_QUEUES: over->value[ACCT_QUEUES] = v, over->given[ACCT_QUEUES] = true; break;
@@ -107,6 +112,8 @@ int main(int argc, char **argv) {
 		return 1;
 	}
 	config_override(&cfg.config, over);
+	if (busy_poll >= 0)
+		cfg.config.workers.busy_poll_us = (uint64_t)busy_poll;
 
 	struct manager *m;
 	r = manager_new(&cfg, &m);

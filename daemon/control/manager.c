@@ -157,7 +157,7 @@ int manager_new(const struct manager_config *cfg, struct manager **out) {
 	if (!m)
 		return -ENOMEM;
 	m->cfg = *cfg;
-	m->cfg.workers = iopf_engine_default_workers(cfg->workers);
+	m->cfg.workers = iopf_engine_default_workers(cfg->workers ? cfg->workers : cfg->config.workers.workers);
 	m->closed_efd = -1;
 	restart_init(&m->restart);
 	accounting_init(&m->acct, &m->cfg.config);
@@ -212,8 +212,12 @@ static int add_signals(struct manager *m) {
 }
 
 static int start_engine(struct manager *m) {
+	const struct iopfd_workers *wk = &m->cfg.config.workers;
 	struct iopf_engine_config ec = {
 		.workers = m->cfg.workers,
+		.slice_groups = (unsigned)wk->slice_groups,
+		.slice_ns = wk->slice_us * 1000,
+		.busy_poll_ns = wk->busy_poll_us * 1000,
 		.on_queue_closed = on_queue_closed,
 		.userdata = m,
 		.journal = &m->restart.journal,

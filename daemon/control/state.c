@@ -39,6 +39,8 @@ static int space_json(struct object *o, sd_json_variant **arr) {
 		SD_JSON_BUILD_PAIR_UNSIGNED("quota", c->quota), SD_JSON_BUILD_PAIR_UNSIGNED("pageSize", c->page_size),
 		SD_JSON_BUILD_PAIR_UNSIGNED("windowMin", c->window_min),
 		SD_JSON_BUILD_PAIR_UNSIGNED("windowMax", c->window_max), SD_JSON_BUILD_PAIR_UNSIGNED("ioasId", c->ioas_id),
+		SD_JSON_BUILD_PAIR_STRING("faultAround", iopf_fault_around_to_string(c->fault_around)),
+		SD_JSON_BUILD_PAIR_STRING("eviction", iopf_eviction_to_string(c->eviction)),
 		SD_JSON_BUILD_PAIR_BOOLEAN("watched", o->pidfd >= 0), SD_JSON_BUILD_PAIR_VARIANT("regions", regions));
 }
 
@@ -118,6 +120,23 @@ static int dispatch_transport(const char *name, sd_json_variant *v, sd_json_disp
 	return 0;
 }
 
+static int dispatch_fault_around(const char *name, sd_json_variant *v, sd_json_dispatch_flags_t flags,
+                                 void *userdata) {
+	int k = iopf_fault_around_from_string(sd_json_variant_string(v));
+	if (k < 0)
+		return -EBADMSG;
+	*(enum iopf_fault_around *)userdata = (enum iopf_fault_around)k;
+	return 0;
+}
+
+static int dispatch_eviction(const char *name, sd_json_variant *v, sd_json_dispatch_flags_t flags, void *userdata) {
+	int k = iopf_eviction_from_string(sd_json_variant_string(v));
+	if (k < 0)
+		return -EBADMSG;
+	*(enum iopf_eviction *)userdata = (enum iopf_eviction)k;
+	return 0;
+}
+
 static int dispatch_backend(const char *name, sd_json_variant *v, sd_json_dispatch_flags_t flags, void *userdata) {
 	int k = iopf_backend_kind_from_string(sd_json_variant_string(v));
 	if (k < 0)
@@ -178,14 +197,24 @@ static int dispatch_spaces(const char *name, sd_json_variant *v, sd_json_dispatc
 		{"windowMin", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint64, offsetof(struct state_space, cfg.window_min), SD_JSON_MANDATORY},
 		{"windowMax", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint64, offsetof(struct state_space, cfg.window_max), SD_JSON_MANDATORY},
 		{"ioasId", SD_JSON_VARIANT_UNSIGNED, sd_json_dispatch_uint32, offsetof(struct state_space, cfg.ioas_id), SD_JSON_MANDATORY},
+		/* Absent from states saved before spaces had policies: such a
+		 * space keeps what it had then (set below). */
+		{"faultAround", SD_JSON_VARIANT_STRING, dispatch_fault_around, offsetof(struct state_space, cfg.fault_around), 0},
+		{"eviction", SD_JSON_VARIANT_STRING, dispatch_eviction, offsetof(struct state_space, cfg.eviction), 0},
 		{"watched", SD_JSON_VARIANT_BOOLEAN, sd_json_dispatch_stdbool, offsetof(struct state_space, watched), SD_JSON_MANDATORY},
 		{"regions", SD_JSON_VARIANT_ARRAY, dispatch_regions, 0, SD_JSON_MANDATORY},
 		{},
 	};
 	struct state *st = userdata;
 	int r = dispatch_array(v, table, sizeof(struct state_space), (void **)&st->spaces, &st->n_spaces);
-	for (size_t i = 0; i < st->n_spaces; i++)
-		st->spaces[i].cfg.iommufd = -1;
+	for (size_t i = 0; i < st->n_spaces; i++) {
+		struct iopf_space_config *c = &st->spaces[i].cfg;
+		c->iommufd = -1;
+		if (c->fault_around == IOPF_FAULT_AROUND_DEFAULT)
+			c->fault_around = IOPF_FAULT_AROUND_FIXED;
+		if (c->eviction == IOPF_EVICTION_DEFAULT)
+			c->eviction = IOPF_EVICTION_CLOCK;
+	}
 	return r;
 }
 

@@ -53,6 +53,22 @@ static SD_VARLINK_DEFINE_STRUCT_TYPE(
 	SD_VARLINK_FIELD_COMMENT("Whether it outlives its client's connection and daemon restarts."),
 	SD_VARLINK_DEFINE_FIELD(persistent, SD_VARLINK_BOOL, 0));
 
+static SD_VARLINK_DEFINE_ENUM_TYPE(
+	FaultAround,
+	SD_VARLINK_FIELD_COMMENT("The device's length hint, clamped to [windowMin, windowMax], aligned."),
+	SD_VARLINK_DEFINE_ENUM_VALUE(fixed),
+	SD_VARLINK_FIELD_COMMENT("Per device and PASID, as readahead: a fault where that device's last mapping ended doubles the window (up to windowMax, 256 KiB when unset) ahead in its direction; any other maps windowMin."),
+	SD_VARLINK_DEFINE_ENUM_VALUE(adaptive),
+	SD_VARLINK_FIELD_COMMENT("adaptive, and a fault in no stream also maps the rest of the largest aligned block more than half mapped already, if the quota has that room free (a guess never evicts)."),
+	SD_VARLINK_DEFINE_ENUM_VALUE(density));
+
+static SD_VARLINK_DEFINE_ENUM_TYPE(
+	Eviction,
+	SD_VARLINK_FIELD_COMMENT("One clock over the mapped windows. iopfd sees faults only, so it acts as first in, first out."),
+	SD_VARLINK_DEFINE_ENUM_VALUE(clock),
+	SD_VARLINK_FIELD_COMMENT("New windows on probation, evicted first while they hold more than a quarter of the quota; a page that faults back soon after its eviction joins the main clock. A scan or an unused prefetch does not push out what keeps coming back."),
+	SD_VARLINK_DEFINE_ENUM_VALUE(twoQueue));
+
 static SD_VARLINK_DEFINE_STRUCT_TYPE(
 	Space,
 	SD_VARLINK_FIELD_COMMENT("The address space's id."),
@@ -61,6 +77,10 @@ static SD_VARLINK_DEFINE_STRUCT_TYPE(
 	SD_VARLINK_DEFINE_FIELD(name, SD_VARLINK_STRING, SD_VARLINK_NULLABLE),
 	SD_VARLINK_FIELD_COMMENT("How pages are pinned and mapped."),
 	SD_VARLINK_DEFINE_FIELD_BY_TYPE(backend, Backend, 0),
+	SD_VARLINK_FIELD_COMMENT("How much is mapped around a fault."),
+	SD_VARLINK_DEFINE_FIELD_BY_TYPE(faultAround, FaultAround, 0),
+	SD_VARLINK_FIELD_COMMENT("Which windows go when the quota needs room."),
+	SD_VARLINK_DEFINE_FIELD_BY_TYPE(eviction, Eviction, 0),
 	SD_VARLINK_FIELD_COMMENT("The uid of the client that created it."),
 	SD_VARLINK_DEFINE_FIELD(uid, SD_VARLINK_INT, 0),
 	SD_VARLINK_FIELD_COMMENT("Bytes that may be pinned at once."),
@@ -234,8 +254,12 @@ static SD_VARLINK_DEFINE_METHOD(
 	SD_VARLINK_DEFINE_INPUT(pageSize, SD_VARLINK_INT, SD_VARLINK_NULLABLE),
 	SD_VARLINK_FIELD_COMMENT("Fault-around: smallest window mapped per fault, bytes (default one page)."),
 	SD_VARLINK_DEFINE_INPUT(windowMin, SD_VARLINK_INT, SD_VARLINK_NULLABLE),
-	SD_VARLINK_FIELD_COMMENT("Largest window, bytes; caps the device's length hint (default windowMin)."),
+	SD_VARLINK_FIELD_COMMENT("Largest window, bytes; caps the device's length hint and the adaptive window (default windowMin; adaptive: 256 KiB)."),
 	SD_VARLINK_DEFINE_INPUT(windowMax, SD_VARLINK_INT, SD_VARLINK_NULLABLE),
+	SD_VARLINK_FIELD_COMMENT("How much is mapped around a fault (default: the one that measured best, shown by ListSpaces)."),
+	SD_VARLINK_DEFINE_INPUT_BY_TYPE(faultAround, FaultAround, SD_VARLINK_NULLABLE),
+	SD_VARLINK_FIELD_COMMENT("Which windows go when the quota needs room (default: the one that measured best)."),
+	SD_VARLINK_DEFINE_INPUT_BY_TYPE(eviction, Eviction, SD_VARLINK_NULLABLE),
 	SD_VARLINK_FIELD_COMMENT("iommufd backend: index, among the fds passed with this call, of the client's iommufd."),
 	SD_VARLINK_DEFINE_INPUT(iommufdIndex, SD_VARLINK_INT, SD_VARLINK_NULLABLE),
 	SD_VARLINK_FIELD_COMMENT("iommufd backend: the IOAS to map into."),
@@ -266,6 +290,8 @@ static SD_VARLINK_DEFINE_METHOD(
 	SD_VARLINK_DEFINE_INPUT(offset, SD_VARLINK_INT, SD_VARLINK_NULLABLE),
 	SD_VARLINK_FIELD_COMMENT("What devices may do in the region; at least read or write."),
 	SD_VARLINK_DEFINE_INPUT_BY_TYPE(access, Access, SD_VARLINK_ARRAY),
+	SD_VARLINK_FIELD_COMMENT("Refuse the region (InvalidRegion) unless every page of it is allocated in the memfd already (written, or the whole memfd fallocate()d): pages the daemon's pins allocate are charged to the daemon's memory cgroup, pages the client allocated stay charged to the client's. The operator may insist on it for every user but root ([PinBudget] RequireAllocated=yes)."),
+	SD_VARLINK_DEFINE_INPUT(allocated, SD_VARLINK_BOOL, SD_VARLINK_NULLABLE),
 	SD_VARLINK_FIELD_COMMENT("The new region's id within the address space."),
 	SD_VARLINK_DEFINE_OUTPUT(region, SD_VARLINK_INT, 0));
 
@@ -406,6 +432,10 @@ SD_VARLINK_DEFINE_INTERFACE(
 	&vl_type_Access,
 	SD_VARLINK_SYMBOL_COMMENT("A registered queue."),
 	&vl_type_Queue,
+	SD_VARLINK_SYMBOL_COMMENT("How much an address space maps around a fault."),
+	&vl_type_FaultAround,
+	SD_VARLINK_SYMBOL_COMMENT("Which windows an address space evicts when its quota needs room."),
+	&vl_type_Eviction,
 	SD_VARLINK_SYMBOL_COMMENT("An address space."),
 	&vl_type_Space,
 	SD_VARLINK_SYMBOL_COMMENT("A (queue, device, PASID) routed to an address space."),

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "clients.h"
 #include "engine/bindings.h"
@@ -19,6 +21,8 @@ struct create_args {
 	uint64_t window_max;
 	int64_t iommufd_index;
 	int64_t ioas_id;
+	const char *fault_around;
+	const char *eviction;
 	const char *name;
 	bool persistent;
 };
@@ -64,6 +68,8 @@ static int method_create_space(sd_varlink *link, sd_json_variant *p, sd_varlink_
 		{"windowMax", _SD_JSON_VARIANT_TYPE_INVALID, vl_dispatch_opt_u64, offsetof(struct create_args, window_max), SD_JSON_NULLABLE},
 		{"iommufdIndex", _SD_JSON_VARIANT_TYPE_INVALID, vl_dispatch_opt_i64, offsetof(struct create_args, iommufd_index), SD_JSON_NULLABLE},
 		{"ioasId", _SD_JSON_VARIANT_TYPE_INVALID, vl_dispatch_opt_i64, offsetof(struct create_args, ioas_id), SD_JSON_NULLABLE},
+		{"faultAround", SD_JSON_VARIANT_STRING, sd_json_dispatch_const_string, offsetof(struct create_args, fault_around), SD_JSON_NULLABLE},
+		{"eviction", SD_JSON_VARIANT_STRING, sd_json_dispatch_const_string, offsetof(struct create_args, eviction), SD_JSON_NULLABLE},
 		{"name", SD_JSON_VARIANT_STRING, sd_json_dispatch_const_string, offsetof(struct create_args, name), SD_JSON_NULLABLE},
 		{"persistent", SD_JSON_VARIANT_BOOLEAN, sd_json_dispatch_stdbool, offsetof(struct create_args, persistent), SD_JSON_NULLABLE},
 		{},
@@ -81,6 +87,12 @@ static int method_create_space(sd_varlink *link, sd_json_variant *p, sd_varlink_
 		return vl_error_invalid_parameter(link, m, "backend");
 	if (a.name && strlen(a.name) > 255)
 		return vl_error_invalid_parameter(link, m, "name");
+	int fault_around = a.fault_around ? iopf_fault_around_from_string(a.fault_around) : IOPF_FAULT_AROUND_DEFAULT;
+	if (fault_around < 0)
+		return vl_error_invalid_parameter(link, m, "faultAround");
+	int eviction = a.eviction ? iopf_eviction_from_string(a.eviction) : IOPF_EVICTION_DEFAULT;
+	if (eviction < 0)
+		return vl_error_invalid_parameter(link, m, "eviction");
 	if (!create_args_ok(link, c, &a, backend))
 		return 0;
 	int iommufd = -1;
@@ -93,6 +105,8 @@ static int method_create_space(sd_varlink *link, sd_json_variant *p, sd_varlink_
 		.page_size = (uint32_t)a.page_size,
 		.window_min = a.window_min,
 		.window_max = a.window_max,
+		.fault_around = (enum iopf_fault_around)fault_around,
+		.eviction = (enum iopf_eviction)eviction,
 		.iommufd = iommufd,
 		.ioas_id = (uint32_t)(a.ioas_id < 0 ? 0 : a.ioas_id),
 	};
@@ -142,7 +156,21 @@ struct region_args {
 	int64_t memfd_index;
 	uint64_t offset;
 	sd_json_variant *access;
+	bool allocated;
 };
+
+/* Whether every page of [offset, offset + length) of the memfd is allocated:
+ * then whoever allocated them was charged for them, and iopfd's pins
+ * allocate nothing. Written pages are data to SEEK_HOLE; pages allocated
+ * with fallocate() but not written yet are holes to it, so a memfd whose
+ * blocks cover all of it counts too. */
+static bool fully_allocated(int fd, uint64_t offset, uint64_t length) {
+	off_t hole = lseek(fd, (off_t)offset, SEEK_HOLE);
+	if (hole >= 0 && (uint64_t)hole >= offset + length)
+		return true;
+	struct stat st;
+	return fstat(fd, &st) == 0 && (uint64_t)st.st_blocks * 512 >= (uint64_t)st.st_size;
+}
 
 static int access_mask(sd_json_variant *access, uint32_t *out) {
 	static const char *const names[] = {"read", "write", "exec", "priv"};
@@ -190,6 +218,7 @@ static int method_add_region(sd_varlink *link, sd_json_variant *p, sd_varlink_me
 		{"memfdIndex", SD_JSON_VARIANT_INTEGER, sd_json_dispatch_int64, offsetof(struct region_args, memfd_index), SD_JSON_MANDATORY},
 		{"offset", _SD_JSON_VARIANT_TYPE_INVALID, vl_dispatch_opt_u64, offsetof(struct region_args, offset), SD_JSON_NULLABLE},
 		{"access", SD_JSON_VARIANT_ARRAY, sd_json_dispatch_variant_noref, offsetof(struct region_args, access), SD_JSON_MANDATORY},
+		{"allocated", SD_JSON_VARIANT_BOOLEAN, sd_json_dispatch_stdbool, offsetof(struct region_args, allocated), SD_JSON_NULLABLE},
 		{},
 	};
 	struct region_args a = {.memfd_index = -1};
@@ -210,6 +239,17 @@ static int method_add_region(sd_varlink *link, sd_json_variant *p, sd_varlink_me
 	int memfd = vl_take_fd(link, m, a.memfd_index, "memfdIndex");
 	if (memfd < 0)
 		return 0;
+	/* Pages iopfd pins but nobody allocated yet are allocated by the pin,
+	 * and charged to iopfd's memory cgroup: the caller, or the operator
+	 * for every user but root, may insist they are the client's already. */
+	bool insist = a.allocated || (m->cfg.config.require_allocated && c->uid != 0);
+	if (insist && iopf_space_config(o->s)->backend != IOPF_BACKEND_NONE && a.length &&
+	    !fully_allocated(memfd, a.offset, a.length)) {
+		close(memfd);
+		return vl_error_reason(link, m, VL_INVALID_REGION,
+		                       "the memfd has pages not allocated in that range: allocate them first "
+		                       "(fallocate), so that they are charged to their owner, not to iopfd");
+	}
 	struct iopf_region_config rc = {
 		.iova = a.iova, .length = a.length, .memfd = memfd, .offset = a.offset, .perm = perm,
 	};
@@ -261,6 +301,8 @@ static int describe_space(struct manager *m, const struct object *o, sd_json_var
 	return sd_json_variant_append_arraybo(
 		arr, SD_JSON_BUILD_PAIR_UNSIGNED("id", o->id), SD_JSON_BUILD_PAIR_STRING("name", o->name),
 		SD_JSON_BUILD_PAIR_STRING("backend", iopf_backend_kind_to_string(cfg->backend)),
+		SD_JSON_BUILD_PAIR_STRING("faultAround", iopf_fault_around_to_string(cfg->fault_around)),
+		SD_JSON_BUILD_PAIR_STRING("eviction", iopf_eviction_to_string(cfg->eviction)),
 		SD_JSON_BUILD_PAIR_UNSIGNED("uid", o->uid), SD_JSON_BUILD_PAIR_UNSIGNED("quota", cfg->quota),
 		SD_JSON_BUILD_PAIR_UNSIGNED("pinned", st.pinned_bytes), SD_JSON_BUILD_PAIR_UNSIGNED("pinnedPeak", st.pinned_peak),
 		SD_JSON_BUILD_PAIR_UNSIGNED("regions", iopf_space_region_count(o->s)),

@@ -108,6 +108,7 @@ enum iopf_queue_close iopf_answer_batch(struct iopf_answerer *a, struct iopf_que
 	iopf_rcu_read_lock();
 	iopf_resolver_begin(&a->res);
 	iopf_resolver_use_cache(&a->res, &q->bcache);
+	iopf_resolver_batch(&a->res, a->groups, b.n_groups);
 	bool dup = false;
 	for (size_t i = 0; i < b.n_groups; i++) {
 		const struct iopf_group *g = &a->groups[i];

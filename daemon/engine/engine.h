@@ -41,6 +41,10 @@ struct iopf_engine_config {
 	 * long batch do not wait for the maps of the last (0: whole batches). */
 	unsigned slice_groups;
 	uint64_t slice_ns;
+	/* Busy polling: a worker with nothing to do looks at its queues again
+	 * for up to this long before it sleeps (0: it sleeps at once). For
+	 * hosts that give fault handling cores of their own. */
+	uint64_t busy_poll_ns;
 	/* Called on the worker's thread when a worker lets go of a queue by
 	 * itself (hang-up, protocol error, I/O error). The queue stays
 	 * allocated: the control side still calls iopf_engine_remove_queue(). */

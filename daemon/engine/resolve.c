@@ -19,6 +19,12 @@ struct iopf_cookie_slot {
 	uint32_t cookie;
 };
 
+struct iopf_miss {
+	struct iopf_space *space;
+	uint64_t addr;
+	uint64_t stream;
+};
+
 static size_t pow2_at_least(size_t n) {
 	size_t p = 16;
 	while (p < n)
@@ -37,7 +43,8 @@ int iopf_resolver_init(struct iopf_resolver *r, struct iopf_bindings *b, size_t 
 	r->dedup_mask = dn - 1;
 	r->cookies = calloc(dn, sizeof(*r->cookies));
 	r->cookie_mask = dn - 1;
-	if (!r->holds || !r->dedup || !r->cookies) {
+	r->misses = malloc(max_faults * sizeof(*r->misses));
+	if (!r->holds || !r->dedup || !r->cookies || !r->misses) {
 		iopf_resolver_fini(r);
 		return -ENOMEM;
 	}
@@ -48,12 +55,22 @@ void iopf_resolver_fini(struct iopf_resolver *r) {
 	free(r->holds);
 	free(r->dedup);
 	free(r->cookies);
+	free(r->misses);
+	r->misses = NULL;
 	r->holds = NULL;
 	r->dedup = NULL;
 	r->cookies = NULL;
 }
 
+void iopf_resolver_batch(struct iopf_resolver *r, const struct iopf_group *groups, size_t n) {
+	r->batch = groups;
+	r->batch_n = n;
+}
+
 void iopf_resolver_begin(struct iopf_resolver *r) {
+	r->batch = NULL;
+	r->batch_n = 0;
+	r->coalesced = false;
 	r->gen++;
 	r->cookie_gen++;
 	r->n_holds = 0;
@@ -75,6 +92,7 @@ static void release_from(struct iopf_resolver *r, size_t first) {
 void iopf_resolver_release(struct iopf_resolver *r) {
 	release_from(r, 0);
 	r->gen++; /* what was held is not known to be mapped any more */
+	r->coalesced = false; /* the rest of the batch may coalesce again */
 }
 
 void iopf_resolver_end(struct iopf_resolver *r) {
@@ -137,9 +155,64 @@ static struct iopf_space *lookup(struct iopf_resolver *r, uint32_t queue_id, con
 	return s;
 }
 
+static uint64_t stream_of(const struct iopf_group *g) {
+	return (uint64_t)g->dev_id << 32 | g->pasid;
+}
+
+static int miss_cmp(const void *a, const void *b) {
+	const struct iopf_miss *x = a, *y = b;
+	if (x->space != y->space)
+		return (uintptr_t)x->space < (uintptr_t)y->space ? -1 : 1;
+	return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+/*
+ * The first miss of a batch: the pages the groups after g will miss,
+ * sorted, and each run of adjacent ones mapped with one call. Lone misses
+ * are left to their own faults (and fault-around). Runs hold nothing: a
+ * page evicted again before its group comes is simply faulted then.
+ */
+static void coalesce(struct iopf_resolver *r, uint32_t queue_id, const struct iopf_group *g) {
+	r->coalesced = true;
+	size_t n = 0;
+	for (const struct iopf_group *h = g + 1; h < r->batch + r->batch_n; h++) {
+		if (h->defect != IOPF_GROUP_OK)
+			continue;
+		struct iopf_space *s = lookup(r, queue_id, h);
+		if (!s)
+			continue;
+		uint64_t page_mask = ~((uint64_t)s->cfg.page_size - 1);
+		for (uint32_t i = 0; i < h->n_faults && n < r->cap_holds; i++) {
+			uint64_t addr = h->faults[i].addr & page_mask;
+			if (!iopf_space_resident(s, addr))
+				r->misses[n++] = (struct iopf_miss){.space = s, .addr = addr, .stream = stream_of(h)};
+		}
+	}
+	if (n < 2)
+		return;
+	qsort(r->misses, n, sizeof(*r->misses), miss_cmp);
+	for (size_t i = 0; i < n;) {
+		const struct iopf_miss *m = &r->misses[i];
+		uint64_t pg = m->space->cfg.page_size, pages = 1;
+		size_t j = i + 1;
+		for (; j < n && r->misses[j].space == m->space; j++) {
+			uint64_t d = r->misses[j].addr - m->addr;
+			if (d == (pages - 1) * pg)
+				continue; /* the same page again */
+			if (d != pages * pg)
+				break;
+			pages++;
+		}
+		if (pages > 1)
+			iopf_space_map_run(m->space, m->addr, pages, m->stream);
+		i = j;
+	}
+}
+
 /* Hold every page of the group, mapping those that are not: IOPF_SERVED,
  * or why not. */
-static enum iopf_verdict hold_pages(struct iopf_resolver *r, struct iopf_space *s, const struct iopf_group *g) {
+static enum iopf_verdict hold_pages(struct iopf_resolver *r, uint32_t queue_id, struct iopf_space *s,
+                                    const struct iopf_group *g) {
 	uint64_t page_mask = ~((uint64_t)s->cfg.page_size - 1);
 	for (uint32_t i = 0; i < g->n_faults; i++) {
 		const iopf_record *f = &g->faults[i];
@@ -158,9 +231,12 @@ static enum iopf_verdict hold_pages(struct iopf_resolver *r, struct iopf_space *
 		if (r->n_holds == r->cap_holds)
 			return IOPF_INVALID_QUOTA; /* cannot happen: sized for a full batch */
 		struct iopf_page_ref *ref = &r->holds[r->n_holds];
-		enum iopf_verdict v = iopf_space_fault(s, addr, perm, f->length, ref);
+		bool mapped;
+		enum iopf_verdict v = iopf_space_fault_from(s, addr, perm, f->length, stream_of(g), ref, &mapped);
 		if (v != IOPF_SERVED)
 			return v;
+		if (mapped && !r->coalesced && r->batch)
+			coalesce(r, queue_id, g);
 		if (ref->page != IOPF_PAGE_NOT_HELD)
 			r->n_holds++;
 		*slot = (struct iopf_dedup_slot){.gen = r->gen, .space = s, .page_addr = addr, .region = ref->region};
@@ -184,7 +260,7 @@ static uint32_t resolve(struct iopf_resolver *r, uint32_t queue_id, const struct
 
 	uint64_t deadline = 0;
 	for (;;) {
-		enum iopf_verdict v = hold_pages(r, s, g);
+		enum iopf_verdict v = hold_pages(r, queue_id, s, g);
 		if (v == IOPF_SERVED)
 			break;
 		if (v != IOPF_INVALID_QUOTA)

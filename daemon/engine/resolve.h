@@ -12,6 +12,12 @@
  * Between begin and end every page a SUCCESS depends on is held, so no
  * eviction (by any worker) can take it before the device has its answer.
  * Pages faulted twice in one batch are resolved once.
+ *
+ * Coalescing: given the batch (iopf_resolver_batch()), the first group
+ * that has to map something also maps the pages the batch's later groups
+ * miss, adjacent ones with one call per run, so that a device streaming
+ * through memory costs one map call per batch rather than one per page.
+ * A batch whose pages are all mapped costs nothing more.
  */
 #pragma once
 
@@ -47,6 +53,12 @@ struct iopf_resolver {
 	struct iopf_binding_cache own;
 	struct iopf_binding_cache *cache;
 	uint64_t bindings_gen;
+
+	/* The batch being resolved, and whether its misses were coalesced. */
+	const struct iopf_group *batch;
+	size_t batch_n;
+	bool coalesced;
+	struct iopf_miss *misses; /* cap_holds of them */
 };
 
 /* max_faults: the most fault records one batch can hold. */
@@ -55,6 +67,8 @@ int iopf_resolver_init(struct iopf_resolver *r, struct iopf_bindings *b, size_t 
 void iopf_resolver_fini(struct iopf_resolver *r);
 
 void iopf_resolver_begin(struct iopf_resolver *r);
+/* The groups of this batch, for coalescing (optional; after begin). */
+void iopf_resolver_batch(struct iopf_resolver *r, const struct iopf_group *groups, size_t n);
 /* Keep the lookups of this batch's queue in a cache of its own, which
  * outlives the batch while the bindings do not change. Call after begin. */
 void iopf_resolver_use_cache(struct iopf_resolver *r, struct iopf_binding_cache *cache);

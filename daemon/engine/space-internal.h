@@ -17,6 +17,8 @@
 
 #include <pthread.h>
 
+#include "evict.h"
+#include "fault-around.h"
 #include "rcu.h"
 #include "space.h"
 #include "stats.h"
@@ -59,6 +61,15 @@ struct iopf_area {
 	uint64_t n;     /* pages */
 };
 
+/* Areas in eviction order: head is the next candidate. */
+struct iopf_ring {
+	struct iopf_area *a;
+	size_t cap, head, len;
+	uint64_t pages;
+};
+
+enum { IOPF_RING_MAIN, IOPF_RING_PROBATION, _IOPF_RINGS };
+
 struct iopf_space {
 	uint64_t id;
 	struct iopf_space_config cfg;
@@ -69,10 +80,15 @@ struct iopf_space {
 	struct iopf_region_set *regions; /* RCU */
 	uint64_t next_region_id;         /* control thread only */
 
-	pthread_mutex_t lock; /* mapping, eviction, the area ring */
-	struct iopf_area *ring; /* clock order: head is the next eviction candidate */
-	size_t ring_cap, ring_head, ring_len;
+	pthread_mutex_t lock; /* mapping, eviction, the area rings */
+	struct iopf_ring rings[_IOPF_RINGS]; /* evict.h */
+	uint64_t *ghosts;                    /* 2q: pages evicted lately (evict.c) */
+	uint64_t ghost_mask;
+	uint64_t probation_target; /* 2q: pages probation may hold before it goes first */
 	struct iopf_space_stats st;
+	uint64_t adaptive_max; /* bytes: the adaptive window's cap */
+	struct iopf_stream streams[IOPF_STREAMS]; /* adaptive fault-around, under the lock */
+	uint64_t stream_clock;
 
 	struct rcu_head rcu;
 };
@@ -97,6 +113,16 @@ struct iopf_page_ref {
  */
 enum iopf_verdict iopf_space_fault(struct iopf_space *s, uint64_t iova, uint32_t perm, uint32_t length_hint,
                                    struct iopf_page_ref *held);
+/* The same for a fault of `stream` (dev_id << 32 | pasid: whose accesses
+ * adaptive fault-around follows); *mapped tells whether it had to map. */
+enum iopf_verdict iopf_space_fault_from(struct iopf_space *s, uint64_t iova, uint32_t perm, uint32_t length_hint,
+                                        uint64_t stream, struct iopf_page_ref *held, bool *mapped);
+/* Coalescing: map the pages of [iova, iova + n pages) that are not mapped,
+ * one call per unpinned stretch, and for an adaptive space what the
+ * stream's fault-around maps ahead; what does not fit under the quota is
+ * left to the faults. Returns the pages mapped. In an RCU read-side
+ * section. */
+uint64_t iopf_space_map_run(struct iopf_space *s, uint64_t iova, uint64_t n, uint64_t stream);
 void iopf_page_release(const struct iopf_page_ref *ref);
 /* Whether the page at iova is mapped now (inside an RCU read-side
  * section): what a device's translation would find. */

@@ -27,6 +27,21 @@ static const char *const iopf_backend_kind_table[_IOPF_BACKEND_MAX] = {
 
 DEFINE_STRING_TABLE_LOOKUP(iopf_backend_kind, enum iopf_backend_kind)
 
+static const char *const iopf_fault_around_table[_IOPF_FAULT_AROUND_MAX] = {
+	[IOPF_FAULT_AROUND_FIXED] = "fixed",
+	[IOPF_FAULT_AROUND_ADAPTIVE] = "adaptive",
+	[IOPF_FAULT_AROUND_DENSITY] = "density",
+};
+
+DEFINE_STRING_TABLE_LOOKUP(iopf_fault_around, enum iopf_fault_around)
+
+static const char *const iopf_eviction_table[_IOPF_EVICTION_MAX] = {
+	[IOPF_EVICTION_CLOCK] = "clock",
+	[IOPF_EVICTION_2Q] = "twoQueue",
+};
+
+DEFINE_STRING_TABLE_LOOKUP(iopf_eviction, enum iopf_eviction)
+
 static bool is_pow2(uint64_t v) {
 	return v && !(v & (v - 1));
 }
@@ -228,114 +243,61 @@ enum iopf_region_refusal iopf_space_add_region(struct iopf_space *s, const struc
 	return IOPF_REGION_ADDED;
 }
 
-/* --- the area ring (under the AS lock) ---------------------------------------- */
+/* --- the fault path ------------------------------------------------------------- */
 
-static int ring_push(struct iopf_space *s, struct iopf_area a) {
-	if (s->ring_len == s->ring_cap) {
-		size_t cap = s->ring_cap ? s->ring_cap * 2 : 64;
-		struct iopf_area *n = malloc(cap * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		for (size_t i = 0; i < s->ring_len; i++)
-			n[i] = s->ring[(s->ring_head + i) % s->ring_cap];
-		free(s->ring);
-		s->ring = n;
-		s->ring_cap = cap;
-		s->ring_head = 0;
-	}
-	s->ring[(s->ring_head + s->ring_len) % s->ring_cap] = a;
-	s->ring_len++;
-	return 0;
-}
-
-static struct iopf_area ring_pop(struct iopf_space *s) {
-	struct iopf_area a = s->ring[s->ring_head];
-	s->ring_head = (s->ring_head + 1) % s->ring_cap;
-	s->ring_len--;
-	return a;
-}
-
-/* Clear the referenced bits of an area; true if any was set (second chance). */
-static bool area_take_ref(struct iopf_area *a) {
-	bool ref = false;
-	for (uint64_t i = 0; i < a->n; i++) {
-		uint16_t *w = &a->region->page[a->first + i];
-		if (page_load(w) & IOPF_PAGE_REF)
-			ref |= __atomic_fetch_and(w, (uint16_t)~IOPF_PAGE_REF, __ATOMIC_ACQ_REL) & IOPF_PAGE_REF;
-	}
-	return ref;
-}
-
-/* Flip every page of the area from pinned-and-unheld to EVICTING, or none. */
-static bool area_mark_evicting(struct iopf_area *a) {
-	for (uint64_t i = 0; i < a->n; i++) {
-		uint16_t *w = &a->region->page[a->first + i];
-		uint16_t st = page_load(w);
-		for (;;) {
-			if ((st >> IOPF_PAGE_HOLD_SHIFT) != 0) {
-				/* Held by a group being resolved: undo and skip. */
-				for (uint64_t j = 0; j < i; j++)
-					__atomic_fetch_and(&a->region->page[a->first + j],
-					                   (uint16_t)~IOPF_PAGE_EVICTING, __ATOMIC_RELEASE);
-				return false;
-			}
-			if (__atomic_compare_exchange_n(w, &st, (uint16_t)(st | IOPF_PAGE_EVICTING), true,
-			                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-				break;
-		}
-	}
-	return true;
-}
-
-/* Unmap an area that is marked EVICTING (or that nobody can reach). */
-static int area_unmap(struct iopf_space *s, struct iopf_area *a) {
-	uint64_t bytes = a->n << s->page_shift;
-	int r = s->ops->unmap(s, a->region, a->first << s->page_shift, bytes);
-	if (r < 0) {
-		/* Still mapped: keep it accounted as pinned. */
-		s->st.unmap_errors++;
-		for (uint64_t i = 0; i < a->n; i++)
-			__atomic_fetch_and(&a->region->page[a->first + i], (uint16_t)~IOPF_PAGE_EVICTING,
-			                   __ATOMIC_RELEASE);
-		return r;
-	}
-	for (uint64_t i = 0; i < a->n; i++)
-		__atomic_store_n(&a->region->page[a->first + i], 0, __ATOMIC_RELEASE);
-	a->region->pinned_pages -= a->n;
-	__atomic_store_n(&s->st.pinned_bytes, s->st.pinned_bytes - bytes, __ATOMIC_RELAXED);
-	s->st.unmaps++;
-	return 0;
+/* One mapping takes at most half the quota (at least a page), so that a
+ * window never empties the quota of what other streams use: evicting for
+ * a window larger than the room holds would throw out everything unheld
+ * and then fall back to the page anyway. */
+static uint64_t mapping_room(const struct iopf_space *s) {
+	uint64_t pages = s->cfg.quota == IOPF_QUOTA_UNLIMITED ? UINT64_MAX : (s->cfg.quota >> s->page_shift) / 2;
+	return pages ? pages : 1;
 }
 
 /*
- * Clock eviction until `need` more bytes fit under the quota. Two turns of
- * the clock give every area its second chance; but other workers set the
- * referenced bits without the lock, so under load every area may have been
- * referenced again by the time the hand comes back. Then one more turn
- * ignores the bits: a fault is refused only when every area is held (or
- * cannot be unmapped), never because the pages are popular.
+ * Map [first, end) of r (not pinned, room made) as one area, under the
+ * lock. `hold` is the page to hand back held (the faulting one), or
+ * UINT64_MAX; `referenced` marks every page referenced (pages the batch is
+ * about to use), else only `hold` is (prefetched pages go first); `hot`
+ * puts it with the pages that faulted again soon after their eviction.
  */
-static bool evict_for(struct iopf_space *s, uint64_t need) {
-	for (int second_chance = 1; second_chance >= 0; second_chance--) {
-		size_t examined = 0, limit = second_chance ? 2 * s->ring_len + 1 : s->ring_len;
-		while (s->cfg.quota - s->st.pinned_bytes < need && s->ring_len > 0 && examined++ < limit) {
-			struct iopf_area a = ring_pop(s);
-			if ((second_chance && area_take_ref(&a)) || !area_mark_evicting(&a) || area_unmap(s, &a) < 0) {
-				ring_push(s, a); /* cannot fail: the slot was just freed */
-				continue;
-			}
-			s->st.evictions++;
-		}
-		if (s->cfg.quota - s->st.pinned_bytes >= need)
-			return true;
+static enum iopf_verdict map_area(struct iopf_space *s, struct iopf_region *r, uint64_t first, uint64_t end,
+                                  uint64_t hold, bool referenced, bool hot) {
+	uint64_t bytes = (end - first) << s->page_shift;
+	/* Room to track it first, so that a mapping is never left untracked. */
+	if (iopf_evict_reserve(s) < 0)
+		return IOPF_INVALID_BACKEND;
+	if (s->ops->map(s, r, first << s->page_shift, bytes) < 0) {
+		s->st.map_errors++;
+		return IOPF_INVALID_BACKEND;
 	}
-	return false;
+	/* The faulting page first, with its hold, and each page only once: the
+	 * moment a page shows pinned another worker may take a hold on it
+	 * without the lock, and a second store would wipe that hold out (its
+	 * release would then underflow the count and leave the page "held"
+	 * for good: never evicted, every later fault on it refused). */
+	if (hold != UINT64_MAX)
+		__atomic_store_n(&r->page[hold], (uint16_t)(IOPF_PAGE_PINNED | IOPF_PAGE_REF | IOPF_PAGE_HOLD_ONE),
+		                 __ATOMIC_RELEASE);
+	uint16_t state = IOPF_PAGE_PINNED | (referenced ? IOPF_PAGE_REF : 0);
+	for (uint64_t i = first; i < end; i++)
+		if (i != hold)
+			__atomic_store_n(&r->page[i], state, __ATOMIC_RELEASE);
+	iopf_evict_track(s, (struct iopf_area){.region = r, .first = first, .n = end - first}, hot);
+	r->pinned_pages += end - first;
+	uint64_t pinned = s->st.pinned_bytes + bytes;
+	__atomic_store_n(&s->st.pinned_bytes, pinned, __ATOMIC_RELAXED);
+	if (pinned > s->st.pinned_peak)
+		s->st.pinned_peak = pinned;
+	s->st.maps++;
+	s->st.mapped_bytes += bytes;
+	return IOPF_SERVED;
 }
 
-/* --- the fault path ------------------------------------------------------------- */
-
-/* Map a window around page p (not pinned) under the lock, then hold p. */
-static enum iopf_verdict fault_slow(struct iopf_space *s, struct iopf_region *r, uint64_t p, uint32_t length_hint) {
+/* Map a fault-around window around page p (not pinned) under the lock,
+ * then hold p. */
+static enum iopf_verdict fault_slow(struct iopf_space *s, struct iopf_region *r, uint64_t p, uint32_t length_hint,
+                                    uint64_t stream, bool *mapped) {
 	enum iopf_verdict ret = IOPF_SERVED;
 	pthread_mutex_lock(&s->lock);
 	if (page_try_hold(&r->page[p]))
@@ -345,79 +307,37 @@ static enum iopf_verdict fault_slow(struct iopf_space *s, struct iopf_region *r,
 		ret = IOPF_INVALID_QUOTA;
 		goto out;
 	}
-
-	/* Window: the hint clamped to [min, max], rounded up to a power of two
-	 * of pages, aligned in the region, clipped to it. */
-	uint64_t want = length_hint ? length_hint : s->cfg.window_min;
-	if (want < s->cfg.window_min)
-		want = s->cfg.window_min;
-	if (want > s->cfg.window_max)
-		want = s->cfg.window_max;
-	uint64_t wpages = (want + s->cfg.page_size - 1) >> s->page_shift;
-	if (wpages == 0)
-		wpages = 1;
-	if (!is_pow2(wpages))
-		wpages = 1ull << (64 - __builtin_clzll(wpages));
-	uint64_t lo = p & ~(wpages - 1), hi = lo + wpages;
-	if (hi > r->n_pages)
-		hi = r->n_pages;
+	uint64_t lo, hi;
+	bool guess;
+	iopf_fault_around(s, r, p, stream, length_hint, mapping_room(s), &lo, &hi, &guess);
 	/* Only the unpinned run around p: pinned neighbours belong to other areas. */
 	uint64_t first = p, end = p + 1;
 	while (first > lo && !(page_load(&r->page[first - 1]) & IOPF_PAGE_PINNED))
 		first--;
 	while (end < hi && !(page_load(&r->page[end]) & IOPF_PAGE_PINNED))
 		end++;
-
-	uint64_t bytes = (end - first) << s->page_shift;
-	if (!evict_for(s, bytes)) {
-		/* The window does not fit: fall back to the faulting page alone. */
-		first = p;
-		end = p + 1;
-		bytes = s->cfg.page_size;
-		if (!evict_for(s, bytes)) {
-			ret = IOPF_INVALID_QUOTA; /* counted once final: iopf_space_quota_refused() */
-			goto out;
-		}
-	}
-	/* Room in the ring first, so that a mapping is never left untracked. */
-	if (s->ring_len == s->ring_cap) {
-		struct iopf_area none = {0};
-		if (ring_push(s, none) < 0) {
-			ret = IOPF_INVALID_BACKEND; /* no memory to track the mapping */
-			goto out;
-		}
-		s->ring_len--;
-	}
-	if (s->ops->map(s, r, first << s->page_shift, bytes) < 0) {
-		s->st.map_errors++;
-		ret = IOPF_INVALID_BACKEND;
+	/* Room for the page itself from anywhere, for the rest of the window
+	 * only as a prefetch may make it, and for a guess by density only if
+	 * the quota has it free; else the page alone. */
+	if (!iopf_evict_for(s, s->cfg.page_size)) {
+		ret = IOPF_INVALID_QUOTA; /* counted once final: iopf_space_quota_refused() */
 		goto out;
 	}
-	/* The faulting page first, with its hold, and each page only once: the
-	 * moment a page shows pinned another worker may take a hold on it
-	 * without the lock, and a second store would wipe that hold out (its
-	 * release would then underflow the count and leave the page "held"
-	 * for good: never evicted, every later fault on it refused). */
-	__atomic_store_n(&r->page[p], (uint16_t)(IOPF_PAGE_PINNED | IOPF_PAGE_REF | IOPF_PAGE_HOLD_ONE),
-	                 __ATOMIC_RELEASE);
-	for (uint64_t i = first; i < end; i++)
-		if (i != p)
-			__atomic_store_n(&r->page[i], (uint16_t)IOPF_PAGE_PINNED, __ATOMIC_RELEASE);
-	ring_push(s, (struct iopf_area){.region = r, .first = first, .n = end - first});
-	r->pinned_pages += end - first;
-	uint64_t pinned = s->st.pinned_bytes + bytes;
-	__atomic_store_n(&s->st.pinned_bytes, pinned, __ATOMIC_RELAXED);
-	if (pinned > s->st.pinned_peak)
-		s->st.pinned_peak = pinned;
-	s->st.maps++;
-	s->st.mapped_bytes += bytes;
+	uint64_t bytes = (end - first) << s->page_shift;
+	if (end - first > 1 && (guess ? s->cfg.quota - s->st.pinned_bytes < bytes : !iopf_evict_for_prefetch(s, bytes))) {
+		first = p;
+		end = p + 1;
+	}
+	ret = map_area(s, r, first, end, p, false, iopf_evict_was_ghost(s, r, p));
+	*mapped = ret == IOPF_SERVED;
 out:
 	pthread_mutex_unlock(&s->lock);
 	return ret;
 }
 
-enum iopf_verdict iopf_space_fault(struct iopf_space *s, uint64_t iova, uint32_t perm, uint32_t length_hint,
-                                   struct iopf_page_ref *held) {
+enum iopf_verdict iopf_space_fault_from(struct iopf_space *s, uint64_t iova, uint32_t perm, uint32_t length_hint,
+                                        uint64_t stream, struct iopf_page_ref *held, bool *mapped) {
+	*mapped = false;
 	struct iopf_region *r = iopf_region_find(rcu_dereference(s->regions), iova);
 	if (!r)
 		return IOPF_INVALID_NO_REGION;
@@ -432,7 +352,62 @@ enum iopf_verdict iopf_space_fault(struct iopf_space *s, uint64_t iova, uint32_t
 	held->page = p;
 	if (page_try_hold(&r->page[p]))
 		return IOPF_SERVED;
-	return fault_slow(s, r, p, length_hint);
+	return fault_slow(s, r, p, length_hint, stream, mapped);
+}
+
+enum iopf_verdict iopf_space_fault(struct iopf_space *s, uint64_t iova, uint32_t perm, uint32_t length_hint,
+                                   struct iopf_page_ref *held) {
+	bool mapped;
+	return iopf_space_fault_from(s, iova, perm, length_hint, 0, held, &mapped);
+}
+
+uint64_t iopf_space_map_run(struct iopf_space *s, uint64_t iova, uint64_t n, uint64_t stream) {
+	struct iopf_region *r = iopf_region_find(rcu_dereference(s->regions), iova);
+	if (!r || !s->ops->pins)
+		return 0;
+	uint64_t first = (iova - r->iova) >> s->page_shift, end = first + n, mapped = 0;
+	if (end > r->n_pages)
+		end = r->n_pages; /* the rest lies in another region: its own faults */
+	pthread_mutex_lock(&s->lock);
+	uint64_t room = mapping_room(s);
+	if (end - first > room)
+		end = first + room;
+	int dir;
+	uint64_t ahead = iopf_fault_around_run(s, r, first, end, stream, room - (end - first), &dir);
+	uint64_t lo = dir < 0 ? first - ahead : first, hi = dir < 0 ? end : end + ahead;
+	/* Each unpinned stretch one call, the missed part and what lies ahead
+	 * of it together when the prefetch finds room (so there are never
+	 * more calls than faults), else the missed part alone. */
+	for (uint64_t i = lo; i < hi;) {
+		if (page_load(&r->page[i]) & IOPF_PAGE_PINNED) {
+			i++;
+			continue;
+		}
+		uint64_t j = i + 1;
+		while (j < hi && !(page_load(&r->page[j]) & IOPF_PAGE_PINNED))
+			j++;
+		uint64_t d0 = i > first ? i : first, d1 = j < end ? j : end; /* the missed part */
+		bool demand = d0 < d1, hot = false;
+		/* Missed pages that came back after their eviction make the
+		 * stretch hot, as for a single fault. */
+		for (uint64_t k = d0; k < d1; k++)
+			hot |= iopf_evict_was_ghost(s, r, k);
+		if (demand && !iopf_evict_for(s, (d1 - d0) << s->page_shift))
+			break; /* what is left, its faults map */
+		uint64_t a = i, b = j;
+		if (!iopf_evict_for_prefetch(s, (j - i) << s->page_shift)) {
+			if (!demand)
+				break;
+			a = d0;
+			b = d1;
+		}
+		if (map_area(s, r, a, b, UINT64_MAX, demand, hot) != IOPF_SERVED)
+			break;
+		mapped += b - a;
+		i = j;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return mapped;
 }
 
 /* --- lifecycle ------------------------------------------------------------------- */
@@ -447,6 +422,8 @@ int iopf_space_new(uint64_t id, const struct iopf_space_config *cfg, struct iopf
 		return -EINVAL;
 	if (cfg->window_min > cfg->window_max || cfg->window_max > (1ull << 30))
 		return -EINVAL;
+	if ((unsigned)cfg->fault_around >= _IOPF_FAULT_AROUND_MAX || (unsigned)cfg->eviction >= _IOPF_EVICTION_MAX)
+		return -EINVAL;
 
 	struct iopf_space *s = calloc(1, sizeof(*s));
 	if (!s)
@@ -458,12 +435,40 @@ int iopf_space_new(uint64_t id, const struct iopf_space_config *cfg, struct iopf
 		s->cfg.window_min = s->cfg.page_size;
 	if (s->cfg.window_max < s->cfg.window_min)
 		s->cfg.window_max = s->cfg.window_min;
+	if (s->cfg.fault_around == IOPF_FAULT_AROUND_DEFAULT)
+		s->cfg.fault_around = IOPF_FAULT_AROUND_DEFAULT_IS;
+	if (s->cfg.eviction == IOPF_EVICTION_DEFAULT)
+		s->cfg.eviction = IOPF_EVICTION_DEFAULT_IS;
+	/* The adaptive window grows to window_max; when none was set apart
+	 * from window_min, to 256 KiB. */
+	s->adaptive_max = s->cfg.window_max > s->cfg.window_min ? s->cfg.window_max : 256 * 1024;
+	if (s->adaptive_max < s->cfg.window_min)
+		s->adaptive_max = s->cfg.window_min;
 	s->page_shift = (uint32_t)__builtin_ctz(cfg->page_size);
 	s->ops = backends[cfg->backend];
+	if (s->cfg.eviction == IOPF_EVICTION_2Q && s->ops->pins) {
+		/* Ghosts for about half the quota's pages (a power of two, at
+		 * least 64): a page counts as coming back only when it comes
+		 * back soon. Measured on real programs' traces against a table
+		 * as large as the quota and four times as large: xz's faults
+		 * 0.750 of fixed windows' (0.809, 0.956), sqlite's 0.663
+		 * (0.677, 0.698). */
+		uint64_t pages = s->cfg.quota == IOPF_QUOTA_UNLIMITED ? 64 : s->cfg.quota >> s->page_shift, n = 64;
+		while (2 * n < pages && n < (1u << 24))
+			n <<= 1;
+		s->ghosts = calloc(n, sizeof(*s->ghosts));
+		s->ghost_mask = n - 1;
+		s->probation_target = pages / 4;
+		if (!s->ghosts) {
+			free(s);
+			return -ENOMEM;
+		}
+	}
 	pthread_mutex_init(&s->lock, NULL);
 	int r = s->ops->init(s, TAKE_FD(iommufd));
 	if (r < 0) {
 		pthread_mutex_destroy(&s->lock);
+		free(s->ghosts);
 		free(s);
 		return r;
 	}
@@ -471,44 +476,8 @@ int iopf_space_new(uint64_t id, const struct iopf_space_config *cfg, struct iopf
 	return 0;
 }
 
-/* Take an area off the books without unmapping it (under the AS lock). */
-static void area_forget(struct iopf_space *s, struct iopf_area *a) {
-	a->region->pinned_pages -= a->n;
-	__atomic_store_n(&s->st.pinned_bytes, s->st.pinned_bytes - (a->n << s->page_shift), __ATOMIC_RELAXED);
-}
-
-/*
- * Unmap every area of one region (or of all regions when r is NULL). With
- * `going`, the regions are about to be freed: an area that cannot be
- * unmapped (counted in unmap_errors) is forgotten rather than kept, since
- * the clock must never meet a freed region and nothing could retry it;
- * detach_region() then releases what the backend still holds.
- */
-static uint64_t unmap_areas_of(struct iopf_space *s, struct iopf_region *r, bool going) {
-	uint64_t released = 0;
-	pthread_mutex_lock(&s->lock);
-	size_t n = s->ring_len;
-	for (size_t i = 0; i < n; i++) {
-		struct iopf_area a = ring_pop(s);
-		if (r && a.region != r) {
-			ring_push(s, a);
-			continue;
-		}
-		if (!area_mark_evicting(&a) || area_unmap(s, &a) < 0) {
-			if (going)
-				area_forget(s, &a);
-			else
-				ring_push(s, a);
-			continue;
-		}
-		released += a.n << s->page_shift;
-	}
-	pthread_mutex_unlock(&s->lock);
-	return released;
-}
-
 uint64_t iopf_space_evict_all(struct iopf_space *s) {
-	return unmap_areas_of(s, NULL, false);
+	return iopf_evict_unmap(s, NULL, false);
 }
 
 int iopf_space_remove_region(struct iopf_space *s, uint64_t region_id) {
@@ -534,7 +503,7 @@ int iopf_space_remove_region(struct iopf_space *s, uint64_t region_id) {
 	/* After this no worker can reach the region or still hold its pages:
 	 * holds are released inside the read-side section that took them. */
 	iopf_rcu_synchronize();
-	unmap_areas_of(s, reg, true);
+	iopf_evict_unmap(s, reg, true);
 	s->ops->detach_region(s, reg);
 	region_free(reg);
 	free(old);
@@ -545,7 +514,7 @@ void iopf_space_destroy(struct iopf_space *s) {
 	if (!s)
 		return;
 	iopf_rcu_synchronize();
-	unmap_areas_of(s, NULL, true);
+	iopf_evict_unmap(s, NULL, true);
 	struct iopf_region_set *set = s->regions;
 	for (size_t i = 0; set && i < set->n; i++) {
 		s->ops->detach_region(s, set->r[i]);
@@ -553,7 +522,7 @@ void iopf_space_destroy(struct iopf_space *s) {
 	}
 	free(set);
 	s->ops->destroy(s);
-	free(s->ring);
+	iopf_evict_fini(s);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }

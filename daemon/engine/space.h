@@ -39,12 +39,42 @@ int iopf_backend_kind_from_string(const char *s); /* kind, or -EINVAL */
 
 #define IOPF_QUOTA_UNLIMITED UINT64_MAX
 
+/* How much is mapped around a page that faulted (fault-around.h). */
+enum iopf_fault_around {
+	IOPF_FAULT_AROUND_DEFAULT, /* the one that measured best (IOPF_FAULT_AROUND_DEFAULT_IS) */
+	IOPF_FAULT_AROUND_FIXED,
+	IOPF_FAULT_AROUND_ADAPTIVE,
+	IOPF_FAULT_AROUND_DENSITY, /* adaptive, and density guesses into free room */
+	_IOPF_FAULT_AROUND_MAX,
+};
+
+#define IOPF_FAULT_AROUND_DEFAULT_IS IOPF_FAULT_AROUND_ADAPTIVE
+
+/* Which mapped areas go when the quota needs room (evict.h). */
+enum iopf_eviction {
+	IOPF_EVICTION_DEFAULT, /* the one that measured best (IOPF_EVICTION_DEFAULT_IS) */
+	IOPF_EVICTION_CLOCK,
+	IOPF_EVICTION_2Q,
+	_IOPF_EVICTION_MAX,
+};
+
+#define IOPF_EVICTION_DEFAULT_IS IOPF_EVICTION_2Q
+
+const char *iopf_eviction_to_string(enum iopf_eviction e);
+int iopf_eviction_from_string(const char *s);
+
+const char *iopf_fault_around_to_string(enum iopf_fault_around f);
+int iopf_fault_around_from_string(const char *s);
+
 struct iopf_space_config {
 	enum iopf_backend_kind backend;
 	uint64_t quota;      /* bytes that may be pinned at once */
 	uint32_t page_size;  /* tracking and mapping unit: a power of two >= 4096 */
 	uint64_t window_min; /* fault-around: smallest window mapped per fault, bytes */
-	uint64_t window_max; /* largest window, bytes (caps the kernel's length hint) */
+	uint64_t window_max; /* largest window, bytes (caps the kernel's length hint, and the
+	                      * adaptive window; 0 or window_min: 256 KiB for adaptive) */
+	enum iopf_fault_around fault_around;
+	enum iopf_eviction eviction;
 	int iommufd;         /* IOPF_BACKEND_IOMMUFD: the client's iommufd (taken), else -1 */
 	uint32_t ioas_id;    /* IOPF_BACKEND_IOMMUFD: the IOAS to map into */
 };

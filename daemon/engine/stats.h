@@ -43,7 +43,8 @@ struct iopf_counters {
 	uint64_t reads;           /* read()/recv() calls on queues */
 	uint64_t empty_reads;     /* reads that found nothing */
 	uint64_t writes;          /* write()/send() calls of responses */
-	uint64_t epoll_waits;
+	uint64_t epoll_waits;     /* that returned events, or slept */
+	uint64_t polls;           /* busy-poll rounds that found nothing */
 	uint64_t wakeups;         /* queue events served */
 	uint64_t dedup_hits;      /* faults on a page already resolved in the same batch */
 	uint64_t write_rejects;   /* responses the kernel refused (a bug if ever non-zero) */

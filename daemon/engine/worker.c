@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "carry.h"
@@ -365,18 +366,40 @@ static void handle_commands(struct iopf_worker *w) {
 	}
 }
 
+/* Events, or -1 with errno. With busy polling, epoll_wait() without a
+ * timeout again and again for up to busy_poll_ns, then sleep in it. */
+static int wait_events(struct iopf_worker *w, struct epoll_event *ev, int max) {
+	uint64_t budget = w->e->cfg.busy_poll_ns, until = 0;
+	while (budget && !w->n_leaving) {
+		int n = epoll_wait(w->epfd, ev, max, 0);
+		if (n != 0) {
+			IOPF_STAT_INC(w->c.epoll_waits);
+			return n;
+		}
+		IOPF_STAT_INC(w->c.polls);
+		uint64_t now = now_ns();
+		if (!until)
+			until = now + budget;
+		else if (now >= until)
+			break;
+		iopf_rcu_quiescent();
+	}
+	/* Offline while blocked, so a QSBR grace period never waits for an
+	 * idle worker. */
+	iopf_rcu_offline();
+	int n = epoll_wait(w->epfd, ev, max, leave_timeout_ms(w));
+	iopf_rcu_online();
+	IOPF_STAT_INC(w->c.epoll_waits);
+	return n;
+}
+
 void *iopf_worker_main(void *arg) {
 	struct iopf_worker *w = arg;
 	struct epoll_event ev[64];
 
 	iopf_rcu_register();
 	while (!w->quit) {
-		/* Offline while blocked, so a QSBR grace period never waits
-		 * for an idle worker. */
-		iopf_rcu_offline();
-		int n = epoll_wait(w->epfd, ev, 64, leave_timeout_ms(w));
-		iopf_rcu_online();
-		IOPF_STAT_INC(w->c.epoll_waits);
+		int n = wait_events(w, ev, 64);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -408,6 +431,18 @@ void *iopf_worker_main(void *arg) {
 }
 
 /* --- set-up ---------------------------------------------------------------------------- */
+
+/* Each page written once, with what it holds (the read buffer may be the
+ * journal's, whose poison must stay), then locked if the limit allows. */
+static void resident(void *p, size_t len) {
+	volatile uint8_t *b = p;
+	long page = sysconf(_SC_PAGESIZE);
+	for (size_t i = 0; i < len; i += (size_t)page)
+		b[i] = b[i];
+	if (len)
+		b[len - 1] = b[len - 1];
+	(void)mlock(p, len);
+}
 
 void iopf_worker_fini(struct iopf_worker *w) {
 	if (w->epfd >= 0)
@@ -450,6 +485,12 @@ int iopf_worker_init(struct iopf_engine *e, struct iopf_worker *w, unsigned inde
 		return r;
 	w->ans.slice_groups = e->cfg.slice_groups;
 	w->ans.slice_ns = e->cfg.slice_ns;
+	/* Resident before the first fault: a copy to or from user memory that
+	 * faults inside the fault fd's read or write is a path older kernels
+	 * get wrong. Locked where the limit allows; touched in any case. */
+	resident(w->rbuf, w->rcap);
+	resident(w->peek, w->peek_cap);
+	resident(w->ans.resp, w->ans.max_groups * sizeof(*w->ans.resp));
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	w->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (w->epfd < 0 || w->evfd < 0)

@@ -145,16 +145,18 @@ static int cmd_spaces(sd_varlink *v) {
 		return 1;
 	if (json)
 		return print_json(arr), 0;
-	printf("%6s %-16s %-8s %6s %11s %11s %11s %8s %9s %10s %10s\n", "ID", "NAME", "BACKEND", "UID", "QUOTA",
-	       "PINNED", "PEAK", "REGIONS", "BINDINGS", "MAPS", "EVICTIONS");
+	printf("%6s %-16s %-8s %-19s %6s %11s %11s %11s %8s %9s %10s %10s\n", "ID", "NAME", "BACKEND", "POLICY", "UID",
+	       "QUOTA", "PINNED", "PEAK", "REGIONS", "BINDINGS", "MAPS", "EVICTIONS");
 	ARRAY_FOREACH(s, arr) {
 		char quota[32], pinned[32], peak[32];
 		human_bytes(iopfc_u64(s, "quota"), quota, sizeof(quota));
 		human_bytes(iopfc_u64(s, "pinned"), pinned, sizeof(pinned));
 		human_bytes(iopfc_u64(s, "pinnedPeak"), peak, sizeof(peak));
-		printf("%6" PRIu64 " %-16s %-8s %6" PRIu64 " %11s %11s %11s %8" PRIu64 " %9" PRIu64 " %10" PRIu64
+		char policy[64];
+		snprintf(policy, sizeof(policy), "%s/%s", str(s, "faultAround"), str(s, "eviction"));
+		printf("%6" PRIu64 " %-16s %-8s %-19s %6" PRIu64 " %11s %11s %11s %8" PRIu64 " %9" PRIu64 " %10" PRIu64
 		       " %10" PRIu64 "\n",
-		       iopfc_u64(s, "id"), str(s, "name"), str(s, "backend"), iopfc_u64(s, "uid"), quota, pinned, peak,
+		       iopfc_u64(s, "id"), str(s, "name"), str(s, "backend"), policy, iopfc_u64(s, "uid"), quota, pinned, peak,
 		       iopfc_u64(s, "regions"), iopfc_u64(s, "bindings"), iopfc_u64(s, "maps"), iopfc_u64(s, "evictions"));
 	}
 	return 0;

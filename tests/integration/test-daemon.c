@@ -455,6 +455,35 @@ Test(daemon, listings_and_unregister) {
 	sd_json_variant *sp = sd_json_variant_by_index(sd_json_variant_by_key(rep, "spaces"), 0);
 	cr_assert_eq(iopfc_u64(sp, "regions"), 1);
 	cr_assert_eq(iopfc_u64(sp, "bindings"), 16);
+	const char *fa = sd_json_variant_string(sd_json_variant_by_key(sp, "faultAround"));
+	const char *ev = sd_json_variant_string(sd_json_variant_by_key(sp, "eviction"));
+	cr_assert(fa && ev, "a space says its policy, the default resolved");
+
+	/* A policy asked for is the one listed; an unknown one is refused. */
+	sd_json_variant *p = NULL;
+	cr_assert_eq(sd_json_parse("{\"backend\":\"mlock\",\"quota\":65536,\"faultAround\":\"adaptive\","
+	                           "\"eviction\":\"twoQueue\"}", 0, &p, NULL, NULL), 0);
+	cr_assert_eq(iopfc_call(l.v, "io.iopfd.CreateSpace", p, NULL, 0, &rep, &err), 0, "%s", err);
+	sd_json_variant_unref(p);
+	uint64_t chosen = iopfc_u64(rep, "space");
+	cr_assert_eq(iopfc_call(l.v, "io.iopfd.ListSpaces", NULL, NULL, 0, &rep, &err), 0);
+	sd_json_variant *spaces = sd_json_variant_by_key(rep, "spaces");
+	bool found = false;
+	for (size_t i = 0; i < sd_json_variant_elements(spaces); i++) {
+		sd_json_variant *x = sd_json_variant_by_index(spaces, i);
+		if (iopfc_u64(x, "id") != chosen)
+			continue;
+		found = true;
+		cr_assert_str_eq(sd_json_variant_string(sd_json_variant_by_key(x, "faultAround")), "adaptive");
+		cr_assert_str_eq(sd_json_variant_string(sd_json_variant_by_key(x, "eviction")), "twoQueue");
+	}
+	cr_assert(found);
+	cr_assert_eq(iopfc_destroy_space(l.v, chosen, &err), 0);
+	cr_assert_eq(sd_json_parse("{\"backend\":\"mlock\",\"quota\":65536,\"eviction\":\"lru\"}", 0, &p, NULL, NULL),
+	             0);
+	cr_assert_eq(iopfc_call(l.v, "io.iopfd.CreateSpace", p, NULL, 0, &rep, &err), -EREMOTEIO);
+	sd_json_variant_unref(p);
+	cr_assert_str_eq(err, "org.varlink.service.InvalidParameter");
 	cr_assert_eq(iopfc_unbind(l.v, l.qid[0], 0, 0, &err), 0);
 	cr_assert_eq(iopfc_unregister_queue(l.v, l.qid[1], &err), 0);
 	cr_assert_eq(iopfc_call(l.v, "io.iopfd.ListQueues", NULL, NULL, 0, &rep, &err), 0);

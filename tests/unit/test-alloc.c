@@ -186,6 +186,7 @@ TestSuite(alloc, .init = rcu_setup, .fini = rcu_teardown, .timeout = 240);
 
 struct space_ctx {
 	enum iopf_backend_kind backend;
+	enum iopf_eviction eviction;
 	struct iopf_space *s;
 	int memfd;
 	uint64_t r1, r2; /* regions made by setup */
@@ -217,7 +218,7 @@ static int op_space_new(void *p) {
 	struct space_ctx *c = p;
 	struct iopf_space_config cfg = {
 		.backend = c->backend, .quota = 1 << 20, .page_size = PG, .window_min = PG, .window_max = PG,
-		.iommufd = -1,
+		.eviction = c->eviction, .iommufd = -1,
 	};
 	c->s = NULL;
 	return iopf_space_new(1, &cfg, &c->s);
@@ -237,12 +238,16 @@ Test(alloc, space_new) {
 	for (int be = 0; be < _IOPF_BACKEND_MAX; be++) {
 		if (be != IOPF_BACKEND_SIMULATED && be != IOPF_BACKEND_MLOCK)
 			continue; /* the pinning backends that need nothing of the host */
-		struct space_ctx c = {.backend = (enum iopf_backend_kind)be};
-		struct loop l = {"iopf_space_new", NULL, op_space_new, check_space_new, &c};
-		/* The none and mlock backends allocate nothing of their own. */
-		unsigned long n = run_loop(&l, false);
-		cr_assert_eq(n, 1, "one allocation: the space");
-		run_loop(&l, true);
+		for (int e = IOPF_EVICTION_CLOCK; e <= IOPF_EVICTION_2Q; e++) {
+			struct space_ctx c = {.backend = (enum iopf_backend_kind)be, .eviction = e};
+			struct loop l = {"iopf_space_new", NULL, op_space_new, check_space_new, &c};
+			/* The simulated and mlock backends allocate nothing of their
+			 * own; 2q has its table of ghosts. */
+			unsigned long n = run_loop(&l, false);
+			cr_assert_eq(n, e == IOPF_EVICTION_2Q ? 2 : 1, "%s: the space (and its ghosts)",
+			             iopf_eviction_to_string(e));
+			run_loop(&l, true);
+		}
 	}
 }
 
@@ -368,7 +373,8 @@ static void setup_ring_64(void *p) {
 	struct space_ctx *c = p;
 	struct iopf_space_config cfg = {
 		.backend = c->backend, .quota = 1 << 30, .page_size = PG, .window_min = PG, .window_max = PG,
-		.iommufd = -1,
+		/* One page an area, one ring: 64 faults fill its first 64 slots. */
+		.fault_around = IOPF_FAULT_AROUND_FIXED, .eviction = IOPF_EVICTION_CLOCK, .iommufd = -1,
 	};
 	cr_assert_eq(iopf_space_new(1, &cfg, &c->s), 0);
 	struct iopf_region_config rc = {

@@ -51,6 +51,11 @@ Test(config, every_setting) {
 	                              "QueuesPerUser=8\n"
 	                              "SpacesPerUser=9\n"
 	                              "RegionsPerUser=10\n"
+	                              "[Workers]\n"
+	                              "Workers=3\n"
+	                              "BusyPollUsec=50\n"
+	                              "AnswerSliceGroups=256\n"
+	                              "AnswerSliceUsec=200\n"
 	                              "; another comment\n"
 	                              "[PinBudget]\n"
 	                              "Default=4M\n"
@@ -63,6 +68,10 @@ Test(config, every_setting) {
 	cr_assert_eq(c.limits.max[ACCT_QUEUES], 8);
 	cr_assert_eq(c.limits.max[ACCT_SPACES], 9);
 	cr_assert_eq(c.limits.max[ACCT_REGIONS], 10);
+	cr_assert_eq(c.workers.workers, 3);
+	cr_assert_eq(c.workers.busy_poll_us, 50);
+	cr_assert_eq(c.workers.slice_groups, 256);
+	cr_assert_eq(c.workers.slice_us, 200);
 	cr_assert_eq(c.pin_default, 4 << 20);
 	cr_assert_eq(c.n_grants, 3, "root's grant replaced, kvm's given twice is one");
 	struct pin_budget b;

@@ -292,7 +292,7 @@ static const struct iopf_backend_ops fail_ops = {
 static struct iopf_space *failing_space(struct fail_backend *f, uint64_t quota) {
 	struct iopf_space_config cfg = {
 		.backend = IOPF_BACKEND_NONE, .quota = quota, .page_size = PG, .window_min = PG, .window_max = PG,
-		.iommufd = -1,
+		.fault_around = IOPF_FAULT_AROUND_FIXED, .eviction = IOPF_EVICTION_CLOCK, .iommufd = -1,
 	};
 	struct iopf_space *s;
 	cr_assert_eq(iopf_space_new(1, &cfg, &s), 0);
@@ -365,7 +365,8 @@ TestSuite(inject, .init = setup, .fini = teardown, .timeout = 180);
 static struct iopf_space *none_space(uint64_t id) {
 	struct iopf_space_config cfg = {
 		.backend = IOPF_BACKEND_NONE, .quota = IOPF_QUOTA_UNLIMITED, .page_size = PG, .window_min = PG,
-		.window_max = 4 * PG, .iommufd = -1,
+		.window_max = 4 * PG, .fault_around = IOPF_FAULT_AROUND_FIXED, .eviction = IOPF_EVICTION_CLOCK,
+		.iommufd = -1,
 	};
 	struct iopf_space *s;
 	cr_assert_eq(iopf_space_new(id, &cfg, &s), 0);

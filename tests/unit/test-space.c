@@ -24,7 +24,8 @@ TestSuite(space, .init = setup, .fini = teardown);
 static struct iopf_space *make_space(enum iopf_backend_kind be, uint64_t quota, uint64_t wmin, uint64_t wmax) {
 	struct iopf_space_config cfg = {
 		.backend = be, .quota = quota, .page_size = PG, .window_min = wmin, .window_max = wmax,
-		.iommufd = -1,
+		/* The mechanisms these tests look at: windows as asked, one clock. */
+		.fault_around = IOPF_FAULT_AROUND_FIXED, .eviction = IOPF_EVICTION_CLOCK, .iommufd = -1,
 	};
 	struct iopf_space *s;
 	cr_assert_eq(iopf_space_new(1, &cfg, &s), 0);
@@ -406,4 +407,67 @@ Test(space, backend_names_round_trip) {
 	cr_assert_null(iopf_backend_kind_to_string(IOPF_BACKEND_SIMULATED), "no client can ask for it");
 	cr_assert_eq(iopf_backend_kind_from_string("nope"), -EINVAL);
 	cr_assert_eq(iopf_backend_kind_from_string(NULL), -EINVAL);
+}
+
+static bool resident(struct iopf_space *s, uint64_t page) {
+	iopf_rcu_read_lock();
+	bool r = iopf_space_resident(s, IOVA + page * PG);
+	iopf_rcu_read_unlock();
+	return r;
+}
+
+/* 2q: a page that faults back after its eviction joins the main ring and
+ * outlives a scan of one-time pages; the clock lets the scan push it out. */
+Test(space, two_q_keeps_what_comes_back_through_a_scan) {
+	for (int e = IOPF_EVICTION_CLOCK; e <= IOPF_EVICTION_2Q; e++) {
+		struct iopf_space_config cfg = {.backend = IOPF_BACKEND_SIMULATED, .quota = 8 * PG, .page_size = PG,
+		                                .fault_around = IOPF_FAULT_AROUND_FIXED, .eviction = e, .iommufd = -1};
+		struct iopf_space *s;
+		cr_assert_eq(iopf_space_new(1, &cfg, &s), 0);
+		add_region(s, IOVA, 512 * PG, -1, IOPF_PERM_READ);
+		cr_assert_eq(space_fault(s, IOVA, IOPF_PERM_READ), 0);
+		for (uint64_t p = 100; p < 108; p++)
+			cr_assert_eq(space_fault(s, IOVA + p * PG, IOPF_PERM_READ), 0);
+		cr_assert_not(resident(s, 0), "%s: page 0 went with the first scan", iopf_eviction_to_string(e));
+		cr_assert_eq(space_fault(s, IOVA, IOPF_PERM_READ), 0, "it comes back");
+		for (uint64_t p = 200; p < 232; p++)
+			cr_assert_eq(space_fault(s, IOVA + p * PG, IOPF_PERM_READ), 0);
+		if (e == IOPF_EVICTION_2Q)
+			cr_assert(resident(s, 0), "2q: page 0 came back, the scan does not push it out");
+		else
+			cr_assert_not(resident(s, 0), "clock: the scan pushes it out again");
+		struct iopf_space_stats st;
+		iopf_space_get_stats(s, &st);
+		cr_assert_leq(st.pinned_peak, 8 * PG);
+		iopf_space_destroy(s);
+	}
+}
+
+/* adaptive fault-around: a stream going up doubles its window at each
+ * step, going down too, and a miss elsewhere starts over at one page. */
+Test(space, adaptive_windows_follow_a_stream) {
+	struct iopf_space_config cfg = {.backend = IOPF_BACKEND_SIMULATED, .quota = 1 << 30, .page_size = PG,
+	                                .fault_around = IOPF_FAULT_AROUND_ADAPTIVE, .window_max = 16 * PG,
+	                                .iommufd = -1};
+	struct iopf_space *s;
+	cr_assert_eq(iopf_space_new(1, &cfg, &s), 0);
+	add_region(s, IOVA, 1024 * PG, -1, IOPF_PERM_READ);
+	/* Up from page 100: maps 1, 2, 4, 8, 16, 16 pages. */
+	uint64_t p = 100, want[] = {1, 2, 4, 8, 16, 16};
+	for (size_t i = 0; i < 6; i++) {
+		uint64_t before = space_pinned(s);
+		cr_assert_eq(space_fault(s, IOVA + p * PG, IOPF_PERM_READ), 0);
+		cr_assert_eq(space_pinned(s) - before, want[i] * PG, "step %zu", i);
+		p += want[i];
+	}
+	/* Elsewhere: one page. */
+	uint64_t before = space_pinned(s);
+	cr_assert_eq(space_fault(s, IOVA + 700 * PG, IOPF_PERM_READ), 0);
+	cr_assert_eq(space_pinned(s) - before, PG);
+	/* Down from 699: 2 pages (698-699)... */
+	before = space_pinned(s);
+	cr_assert_eq(space_fault(s, IOVA + 699 * PG, IOPF_PERM_READ), 0);
+	cr_assert_eq(space_pinned(s) - before, 2 * PG, "a stream going down");
+	cr_assert(resident(s, 698));
+	iopf_space_destroy(s);
 }

@@ -23,6 +23,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -33,6 +35,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,7 +47,12 @@
 #include "iommufd_test.h"
 #include "iopfd/client.h"
 #include "engine/queue-internal.h"
+#include "engine/rcu.h"
 #include "engine/stats.h"
+#include "sim-device.h"
+#include "sim-policies.h"
+#include "sim-trace.h"
+#include "trace-synth.h"
 
 #define PG 4096ull
 #define RD IOMMU_PGFAULT_PERM_READ
@@ -281,6 +289,21 @@ struct setup {
 	uint64_t iova;
 };
 
+/* An iommufd space with fixed windows and the clock: the scenarios here
+ * check mechanisms (what is mapped, evicted, left in the queue), which
+ * read-ahead would blur. */
+static uint64_t fixed_space(sd_varlink *v, uint64_t quota, uint64_t window, uint32_t ioas) {
+	sd_json_variant *p = NULL, *rep;
+	OK(sd_json_buildo(&p, SD_JSON_BUILD_PAIR_STRING("backend", "iommufd"), SD_JSON_BUILD_PAIR_UNSIGNED("quota", quota),
+	                  SD_JSON_BUILD_PAIR_UNSIGNED("windowMin", window), SD_JSON_BUILD_PAIR_UNSIGNED("windowMax", window),
+	                  SD_JSON_BUILD_PAIR_INTEGER("iommufdIndex", 0), SD_JSON_BUILD_PAIR_UNSIGNED("ioasId", ioas),
+	                  SD_JSON_BUILD_PAIR_STRING("faultAround", "fixed"),
+	                  SD_JSON_BUILD_PAIR_STRING("eviction", "clock")) < 0);
+	OK(iopfc_call(v, "io.iopfd.CreateSpace", p, &iommufd, 1, &rep, &err));
+	sd_json_variant_unref(p);
+	return iopfc_u64(rep, "space");
+}
+
 /* One device on its own IOAS and fault queue; one address space with one
  * region of `pages` pages at the start of the mock aperture. */
 static void setup_one(struct setup *s, size_t pages, uint64_t quota, uint64_t window, uint32_t access) {
@@ -290,7 +313,7 @@ static void setup_one(struct setup *s, size_t pages, uint64_t quota, uint64_t wi
 	s->dev = mock_device(ioas, s->fault_id);
 	s->mem = memfd(pages * PG, 0x10);
 	s->iova = MOCK_APERTURE_START;
-	OK(iopfc_create_space(s->v, "iommufd", quota, window, window, iommufd, ioas, &s->space, &err));
+	s->space = fixed_space(s->v, quota, window, ioas);
 	OK(iopfc_add_region(s->v, s->space, s->iova, pages * PG, s->mem.fd, 0, access, NULL, &err));
 	OK(iopfc_register_queue(s->v, s->fault_fd, "iommufd", "vm", &s->queue, &err));
 	OK(iopfc_bind(s->v, s->queue, s->dev.idev, IOPFC_PASID_NONE, s->space, &err));
@@ -877,7 +900,7 @@ static void figures(void) {
 		/* The same backlog for all: N faults queued before serving starts. */
 		if (mode != 1) {
 			uint64_t window = mode == 2 ? 16 * PG : PG;
-			OK(iopfc_create_space(s.v, "iommufd", N * PG, window, window, iommufd, ioas, &s.space, &err));
+			s.space = fixed_space(s.v, N * PG, window, ioas);
 			OK(iopfc_add_region(s.v, s.space, s.iova, N * PG, s.mem.fd, 0, ACC_RW, NULL, &err));
 			OK(iopfc_register_queue(s.v, s.fault_fd, "iommufd", NULL, &s.queue, &err));
 			OK(iopfc_bind(s.v, s.queue, s.dev.idev, IOPFC_PASID_NONE, s.space, &err));
@@ -917,6 +940,157 @@ static void figures(void) {
 	printf("# vm-figures (%d faults queued, TCG, functional): naive %.0f faults/s; iopfd mapping each page %.0f "
 	       "(%.2fx); iopfd with 64 KiB fault-around %.0f (%.2fx)\n",
 	       N, rate[1], rate[0], rate[0] / rate[1], rate[2], rate[2] / rate[1]);
+}
+
+/* --- access traces replayed against the kernel --------------------------------------- */
+
+/* A space made with a simulator policy's configuration (window, fault-around,
+ * eviction), as a client that chose that policy over Varlink would make it. */
+static uint64_t create_space_as(sd_varlink *v, const struct iopf_space_config *cfg, uint64_t quota, uint32_t ioas) {
+	sd_json_variant *p = NULL, *rep;
+	const char *fa = cfg->fault_around ? iopf_fault_around_to_string(cfg->fault_around) : NULL;
+	const char *ev = cfg->eviction ? iopf_eviction_to_string(cfg->eviction) : NULL;
+	int r = sd_json_buildo(&p, SD_JSON_BUILD_PAIR_STRING("backend", "iommufd"), SD_JSON_BUILD_PAIR_UNSIGNED("quota", quota),
+	                       SD_JSON_BUILD_PAIR_CONDITION(cfg->window_min > 0, "windowMin", SD_JSON_BUILD_UNSIGNED(cfg->window_min)),
+	                       SD_JSON_BUILD_PAIR_CONDITION(cfg->window_max > 0, "windowMax", SD_JSON_BUILD_UNSIGNED(cfg->window_max)),
+	                       SD_JSON_BUILD_PAIR_CONDITION(!!fa, "faultAround", SD_JSON_BUILD_STRING(fa)),
+	                       SD_JSON_BUILD_PAIR_CONDITION(!!ev, "eviction", SD_JSON_BUILD_STRING(ev)),
+	                       SD_JSON_BUILD_PAIR_INTEGER("iommufdIndex", 0), SD_JSON_BUILD_PAIR_UNSIGNED("ioasId", ioas));
+	CHECK(r >= 0, "CreateSpace parameters: %s", strerror(-r));
+	r = iopfc_call(v, "io.iopfd.CreateSpace", p, &iommufd, 1, &rep, &err);
+	sd_json_variant_unref(p);
+	CHECK(r == 0, "CreateSpace: %s", err ? err : strerror(-r));
+	return iopfc_u64(rep, "space");
+}
+
+/* After a trigger: the fault's page mapped (cheap to look at), then its
+ * group answered, so that the next access sees everything it did. */
+static void await_answer(const struct mockdev *d, uint64_t iova, const void *uptr, sd_varlink *v, uint64_t groups) {
+	uint64_t deadline = now_ns() + 30ull * 1000000000;
+	while (check_map(d, iova, PG, uptr) != 0) {
+		CHECK(now_ns() < deadline, "page %#lx never mapped", (unsigned long)iova);
+		usleep(20);
+	}
+	for (;;) {
+		sd_json_variant *st = stats(v);
+		if (answered_of(st) >= groups)
+			return;
+		CHECK(now_ns() < deadline, "group %lu not answered", (unsigned long)groups);
+		usleep(50);
+	}
+}
+
+struct trace_case {
+	const char *trace;
+	size_t pages, accesses; /* the synthetic trace's size */
+	const char *policy;
+	unsigned quota_pct;
+};
+
+/*
+ * One access at a time (N = 1), as the simulator's device with one access
+ * in flight: MD_CHECK_MAP the access's page; if the mock device's page
+ * table does not map it, trigger a fault and wait for iopfd's answer. The
+ * simulator replays the same trace, policy and quota in this process. With
+ * one fault in flight every batch iopfd reads is that one fault, the
+ * simulator's batch, so the two must agree exactly: on every access (which
+ * ones stalled), and on the map calls, evictions and pinned peak.
+ */
+static void replay_against_simulator(const struct trace_case *c) {
+	struct synth_size size = {.pages = c->pages, .accesses = c->accesses};
+	struct trace tr;
+	CHECK(trace_synth(c->trace, &size, &tr) == 0, "no synthetic trace %s", c->trace);
+	struct sim_trace t;
+	int r = sim_trace_prepare(&tr, c->trace, &t);
+	trace_free(&tr);
+	CHECK(r == 0, "preparing %s: %s", c->trace, strerror(-r));
+	const struct sim_policy *pol = sim_policy_find(c->policy);
+	CHECK(pol && sim_policy_is_iopfd(pol), "%s is not an iopfd policy", c->policy);
+	uint64_t quota = t.footprint * c->quota_pct / 100;
+	quota = quota ? quota : 1;
+	CHECK((uint64_t)MOCK_APERTURE_START + ((uint64_t)t.n_pages << 12) <= (uint64_t)MOCK_APERTURE_LAST + 1, "%s is too large", c->trace);
+
+	uint8_t *sim_stalled = calloc(t.n, 1), *kernel_stalled = calloc(t.n, 1);
+	CHECK(sim_stalled && kernel_stalled, "calloc");
+	struct sim_run run = {.t = &t, .policy = pol, .quota_pages = quota, .inflight = 1, .faulted = sim_stalled};
+	struct sim_counts sc;
+	iopf_rcu_register();
+	r = sim_replay(&run, &sc);
+	iopf_rcu_barrier();
+	iopf_rcu_unregister();
+	CHECK(r == 0, "the simulator: %s", strerror(-r));
+
+	/* The trace's universe at the start of the aperture (chunks stay 2 MiB
+	 * aligned), one region per run of chunks as the simulator registers. */
+	struct setup s = {0};
+	s.v = daemon_start();
+	uint32_t ioas = ioas_alloc();
+	fault_alloc(&s.fault_id, &s.fault_fd);
+	s.dev = mock_device(ioas, s.fault_id);
+	s.mem = memfd((size_t)t.n_pages * PG, 0x5a);
+	s.iova = MOCK_APERTURE_START;
+	s.space = create_space_as(s.v, &pol->space, quota * PG, ioas);
+	size_t at = 0;
+	uint32_t first, pages;
+	while (sim_trace_next_region(&t, &at, &first, &pages))
+		OK(iopfc_add_region(s.v, s.space, s.iova + first * PG, pages * PG, s.mem.fd, first * PG, ACC_RW, NULL, &err));
+	OK(iopfc_register_queue(s.v, s.fault_fd, "iommufd", "replay", &s.queue, &err));
+	OK(iopfc_bind(s.v, s.queue, s.dev.idev, IOPFC_PASID_NONE, s.space, &err));
+
+	uint64_t faults = 0, t0 = now_ns();
+	for (size_t i = 0; i < t.n; i++) {
+		uint64_t iova = s.iova + (uint64_t)t.u[i] * PG;
+		const void *uptr = s.mem.va + (size_t)t.u[i] * PG;
+		int m = check_map(&s.dev, iova, PG, uptr);
+		CHECK(m == 0 || m == -EINVAL, "MD_CHECK_MAP: %s", strerror(-m));
+		if (m == 0)
+			continue;
+		kernel_stalled[i] = 1;
+		trigger(&s.dev, 0, sim_write(&t, i) ? WR : RD, iova);
+		await_answer(&s.dev, iova, uptr, s.v, ++faults);
+	}
+	double secs = (double)(now_ns() - t0) / 1e9;
+	sd_json_variant *st = stats(s.v);
+	uint64_t success = iopfc_u64(st, "success"), rejects = iopfc_u64(st, "writeRejects");
+	sd_json_variant *rep;
+	OK(iopfc_call(s.v, "io.iopfd.ListSpaces", NULL, NULL, 0, &rep, &err));
+	sd_json_variant *sp = sd_json_variant_by_index(sd_json_variant_by_key(rep, "spaces"), 0);
+	uint64_t maps = iopfc_u64(sp, "maps"), evictions = iopfc_u64(sp, "evictions"), peak = iopfc_u64(sp, "pinnedPeak");
+	size_t n = t.n, diff = n;
+	for (size_t i = 0; i < n && diff == n; i++)
+		if (sim_stalled[i] != kernel_stalled[i])
+			diff = i;
+	bool kernel_only = diff < n && kernel_stalled[diff];
+	free(sim_stalled);
+	free(kernel_stalled);
+	sim_trace_free(&t);
+	printf("# replay %s (%s, quota %u%% = %lu pages, N=1, %zu accesses, %.1f s): kernel faults %lu maps %lu "
+	       "evictions %lu peak %lu pages | simulator faults %lu maps %lu evictions %lu peak %lu pages\n",
+	       c->trace, c->policy, c->quota_pct, (unsigned long)quota, n, secs, (unsigned long)faults,
+	       (unsigned long)maps, (unsigned long)evictions, (unsigned long)(peak / PG), (unsigned long)sc.faults,
+	       (unsigned long)sc.maps, (unsigned long)sc.evictions, (unsigned long)(sc.pinned_peak / PG));
+	CHECK(success == faults, "%lu of %lu faults answered SUCCESS", (unsigned long)success, (unsigned long)faults);
+	CHECK(rejects == 0, "the kernel refused responses");
+	CHECK(diff == n, "%s: from access %zu on the kernel and the simulator differ (it stalled in the %s only)",
+	      c->trace, diff, kernel_only ? "kernel" : "simulator");
+	CHECK(faults == sc.faults && maps == sc.maps && evictions == sc.evictions && peak == sc.pinned_peak,
+	      "%s: the kernel's counts are not the simulator's", c->trace);
+	teardown_one(&s);
+}
+
+/* Two traces, each under two policies, small enough for TCG: sequential
+ * sweeps over twice and four times the quota (adaptive windows, fixed
+ * 64 KiB windows), and a Zipf working set (the default one page per fault
+ * with clock eviction; adaptive windows with density and 2q eviction). */
+static void trace_replay(void) {
+	static const struct trace_case cases[] = {
+		{"seq", 256, 2048, "adaptive", 50},
+		{"seq", 256, 2048, "window-64k", 25},
+		{"zipf", 512, 4096, "default", 50},
+		{"zipf", 512, 4096, "adaptive-2q", 25},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		replay_against_simulator(&cases[i]);
 }
 
 /* --- under systemd ---------------------------------------------------------------------------- */
@@ -1344,6 +1518,110 @@ static void stop_start(void) {
 	service_load_check(&l, "stop, start");
 }
 
+/* --- who may connect, and what they may pin ------------------------------------------------ */
+
+/* The uid the test's drop-in grants 16 MiB, a member of the iopfd group
+ * (systemd-test.sh makes it one): "daemon", uid 1 on Debian. */
+#define MEMBER_UID 1
+#define MEMBER_BUDGET (16ull << 20)
+
+/* In a child as another user (with the groups the user database gives
+ * it): 0, or the step that failed. */
+static int child_connect(uid_t uid, sd_varlink **v) {
+	struct passwd *pw = getpwuid(uid);
+	if (!pw || initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(uid) < 0)
+		return 10;
+	return iopfc_connect(SYSTEM_SOCKET, v) == 0 ? 0 : 11;
+}
+
+static uint64_t reserved_of(sd_varlink *v, uint64_t *budget) {
+	sd_json_variant *st;
+	if (iopfc_statistics(v, &st, &err) < 0)
+		return UINT64_MAX;
+	sd_json_variant *u = sd_json_variant_by_index(sd_json_variant_by_key(st, "users"), 0);
+	*budget = iopfc_u64(u, "pinBudget");
+	return iopfc_u64(u, "pinReserved");
+}
+
+/* The member's side: a persistent 12 MiB mlock space, then (after the
+ * restart the parent makes) the same figures, and no room for 8 MiB more. */
+static int member_across_restart(int go_fd, int done_fd) {
+	sd_varlink *v;
+	int r = child_connect(MEMBER_UID, &v);
+	if (r)
+		return r;
+	sd_json_variant *p = NULL, *rep;
+	if (sd_json_buildo(&p, SD_JSON_BUILD_PAIR_STRING("backend", "mlock"),
+	                   SD_JSON_BUILD_PAIR_UNSIGNED("quota", 12ull << 20),
+	                   SD_JSON_BUILD_PAIR_BOOLEAN("persistent", true)) < 0 ||
+	    iopfc_call(v, "io.iopfd.CreateSpace", p, NULL, 0, &rep, &err) < 0)
+		return 12;
+	uint64_t budget;
+	if (reserved_of(v, &budget) != 12ull << 20 || budget != MEMBER_BUDGET)
+		return 13;
+	sd_varlink_unref(v);
+	char c = 1;
+	if (write(done_fd, &c, 1) != 1 || read(go_fd, &c, 1) != 1) /* the parent restarts iopfd */
+		return 14;
+	if (iopfc_connect(SYSTEM_SOCKET, &v) < 0)
+		return 15;
+	uint64_t reserved = reserved_of(v, &budget);
+	printf("# budgets: after systemctl restart, uid %d reserves %lu MiB of %lu MiB\n", MEMBER_UID,
+	       (unsigned long)(reserved >> 20), (unsigned long)(budget >> 20));
+	if (reserved != 12ull << 20 || budget != MEMBER_BUDGET)
+		return 16;
+	if (iopfc_create_space(v, "mlock", 8ull << 20, 0, 0, -1, 0, NULL, &err) != -EREMOTEIO ||
+	    strcmp(err, "io.iopfd.PinBudgetExceeded"))
+		return 17;
+	sd_varlink_unref(v);
+	return 0;
+}
+
+static void socket_access_and_budgets(void) {
+	/* The socket as the unit makes it. */
+	struct stat st;
+	CHECK(stat(SYSTEM_SOCKET, &st) == 0, "stat %s: %m", SYSTEM_SOCKET);
+	struct group *g = getgrnam("iopfd");
+	CHECK(g, "no iopfd group (sysusers.d)");
+	printf("# socket: mode %04o, group %s\n", (unsigned)(st.st_mode & 07777), g->gr_name);
+	CHECK((st.st_mode & 07777) == 0660 && st.st_gid == g->gr_gid, "socket mode %04o gid %u",
+	      (unsigned)(st.st_mode & 07777), (unsigned)st.st_gid);
+
+	/* A user outside the group cannot connect. */
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		sd_varlink *v;
+		int r = child_connect(65534, &v);
+		_exit(r == 11 && errno == EACCES ? 0 : r == 0 ? 1 : r);
+	}
+	int status;
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "nobody (not in the group) could connect: status %d",
+	      WEXITSTATUS(status));
+
+	/* A member can, within its budget, and both survive a restart. */
+	int go[2], done[2];
+	CHECK(pipe(go) == 0 && pipe(done) == 0, "pipe");
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		int r = member_across_restart(go[0], done[1]);
+		fflush(NULL);
+		_exit(r);
+	}
+	char c;
+	CHECK(read(done[0], &c, 1) == 1, "the member did not make its space");
+	unsigned long old = main_pid();
+	CHECK(system("systemctl restart iopfd.service") == 0, "systemctl restart failed");
+	sd_varlink_unref(await_service(old));
+	CHECK(write(go[1], &c, 1) == 1, "go");
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the member's checks failed at step %d",
+	      WEXITSTATUS(status));
+	close(go[0]), close(go[1]), close(done[0]), close(done[1]);
+}
+
 /* --- driver -------------------------------------------------------------------------------- */
 
 struct scenario {
@@ -1358,6 +1636,7 @@ static const struct scenario systemd_scenarios[] = {
 	{"systemd_kill_while_answering_no_loss", kill_while_answering},
 	{"systemd_restart_hands_on_partials_and_backlog", restart_hands_on},
 	{"systemd_stop_drains_then_start", stop_start},
+	{"systemd_socket_access_and_budgets", socket_access_and_budgets},
 };
 
 static const struct scenario scenarios[] = {
@@ -1373,6 +1652,7 @@ static const struct scenario scenarios[] = {
 	{"client_exit_hands_back_backlog", client_exit_hands_back},
 	{"client_exit_while_stopped_hands_back_backlog", client_exit_stopped_hands_back},
 	{"figures", figures},
+	{"trace_replay_matches_simulator", trace_replay},
 };
 
 int main(int argc, char **argv) {
