@@ -44,6 +44,10 @@
 #endif
 #define IOPFD_CONFIG_FILE IOPFD_CONFIG_DIR "/iopfd.conf"
 #define IOPFD_PIN_UNLIMITED SIZE_INFINITY
+/* The default answer slices. Named here so that the benchmark runs the
+ * engine as the daemon does. */
+#define IOPFD_ANSWER_SLICE_GROUPS 0
+#define IOPFD_ANSWER_SLICE_USEC 0
 
 struct pin_grant {
 	bool group;
