@@ -140,7 +140,9 @@ enum iopf_queue_close iopf_answer_batch(struct iopf_answerer *a, struct iopf_que
 	iopf_rcu_read_lock();
 	iopf_resolver_begin(&a->res);
 	iopf_resolver_use_cache(&a->res, &q->bcache);
-	iopf_resolver_batch(&a->res, a->groups, b.n_groups);
+	/* Coalescing looks no further than a slice: the maps of later
+	 * slices' pages would make this slice's answers wait. */
+	iopf_resolver_batch(&a->res, a->groups, b.n_groups, a->slice_groups);
 	bool dup = false;
 	for (size_t i = 0; i < b.n_groups; i++) {
 		const struct iopf_group *g = &a->groups[i];
