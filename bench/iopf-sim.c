@@ -16,7 +16,6 @@
  *
  * This file is options and output only; sim-policies.c names the policies.
  */
-#include <dirent.h>
 #include <limits.h>
 #include <errno.h>
 #include <getopt.h>
@@ -32,6 +31,7 @@
 #include "sim-device.h"
 #include "sim-policies.h"
 #include "sim-trace.h"
+#include "trace-set.h"
 #include "trace-synth.h"
 
 #define MAX_LIST 64
@@ -218,74 +218,22 @@ static void parse(int argc, char **argv, struct options *o) {
 
 /* --- the traces -------------------------------------------------------------- */
 
-struct traces {
-	struct sim_trace *t;
-	size_t n, cap;
-};
-
-static struct sim_trace *new_trace(struct traces *ts) {
-	if (ts->n == ts->cap) {
-		size_t cap = ts->cap ? 2 * ts->cap : 16;
-		struct sim_trace *t = realloc(ts->t, cap * sizeof(*t));
-		if (!t)
-			die("traces", -ENOMEM, NULL);
-		ts->t = t;
-		ts->cap = cap;
-	}
-	return &ts->t[ts->n++];
-}
-
-static void load_file(struct traces *ts, const char *path) {
+static void load_traces(const struct options *o, struct trace_set *ts) {
 	const char *why;
-	int r = sim_trace_load(path, new_trace(ts), &why);
-	if (r < 0)
-		die(path, r, why);
-}
-
-static int cmp_str(const void *a, const void *b) {
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Every *.trace.zst in dir, in name order. */
-static void load_dir(struct traces *ts, const char *dir) {
-	DIR *d = opendir(dir);
-	if (!d)
-		die(dir, -errno, NULL);
-	char **names = NULL;
-	size_t n = 0;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		size_t len = strlen(e->d_name);
-		if (len <= 10 || strcmp(e->d_name + len - 10, ".trace.zst") != 0)
-			continue;
-		char **nn = realloc(names, (n + 1) * sizeof(*names));
-		if (!nn || asprintf(&nn[n], "%s/%s", dir, e->d_name) < 0)
-			die(dir, -ENOMEM, NULL);
-		names = nn;
-		n++;
+	int r;
+	for (size_t i = 0; i < o->n_trace_files; i++)
+		if ((r = trace_set_file(ts, o->trace_files[i], &why)) < 0)
+			die(o->trace_files[i], r, why);
+	if (o->traces_dir) {
+		size_t found;
+		if ((r = trace_set_dir(ts, o->traces_dir, &found, &why)) < 0)
+			die(o->traces_dir, r, why);
+		if (found == 0)
+			fprintf(stderr, "iopf-sim: no *.trace.zst in %s\n", o->traces_dir);
 	}
-	closedir(d);
-	if (n == 0)
-		fprintf(stderr, "iopf-sim: no *.trace.zst in %s\n", dir);
-	qsort(names, n, sizeof(*names), cmp_str);
-	for (size_t i = 0; i < n; i++) {
-		load_file(ts, names[i]);
-		free(names[i]);
-	}
-	free(names);
-}
-
-static void synthesize(struct traces *ts, const char *name, const struct synth_size *size) {
-	struct trace tr;
-	int r = trace_synth(name, size, &tr);
-	if (r == -EINVAL)
-		die(name, r, "no such synthetic trace (--list shows them)");
-	if (r < 0)
-		die(name, r, NULL);
-	r = sim_trace_prepare(&tr, name, new_trace(ts));
-	trace_free(&tr);
-	if (r < 0)
-		die(name, r, NULL);
+	for (size_t i = 0; i < o->n_synth; i++)
+		if ((r = trace_set_synth(ts, o->synth[i], &o->size, &why)) < 0)
+			die(o->synth[i], r, why);
 }
 
 static void write_synth(const struct options *o) {
@@ -391,7 +339,7 @@ static void json_str(FILE *f, const char *s) {
 	fputc('"', f);
 }
 
-static void write_json(const char *path, const struct traces *ts, const struct pool *p) {
+static void write_json(const char *path, const struct trace_set *ts, const struct pool *p) {
 	FILE *f = fopen(path, "we");
 	if (!f)
 		die(path, -errno, NULL);
@@ -440,13 +388,8 @@ int main(int argc, char **argv) {
 
 	iopf_rcu_register(); /* for the barrier at the end */
 	double t0 = now_s();
-	struct traces ts = {0};
-	for (size_t i = 0; i < o.n_trace_files; i++)
-		load_file(&ts, o.trace_files[i]);
-	if (o.traces_dir)
-		load_dir(&ts, o.traces_dir);
-	for (size_t i = 0; i < o.n_synth; i++)
-		synthesize(&ts, o.synth[i], &o.size);
+	struct trace_set ts = {0};
+	load_traces(&o, &ts);
 
 	struct pool p = {.n = ts.n * o.n_quotas * o.n_inflight * o.n_policies};
 	p.jobs = calloc(p.n ? p.n : 1, sizeof(*p.jobs));
@@ -489,9 +432,7 @@ int main(int argc, char **argv) {
 	if (refusals)
 		status = 1;
 
-	for (size_t i = 0; i < ts.n; i++)
-		sim_trace_free(&ts.t[i]);
-	free(ts.t);
+	trace_set_free(&ts);
 	free(p.jobs);
 	iopf_rcu_barrier();
 	iopf_rcu_unregister();

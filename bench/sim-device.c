@@ -19,6 +19,7 @@ struct devices {
 	void *pager;
 	struct sim_books *books;
 	unsigned inflight;
+	uint8_t *faulted;         /* optional: per access */
 	struct window *win;       /* per stream */
 	struct sim_fault *faults; /* the batch being built */
 	uint32_t *seen;           /* per page: the window that found it absent */
@@ -39,6 +40,8 @@ static int issue(struct devices *d, struct window *w) {
 			struct sim_fault *f = &d->faults[d->slot[u]];
 			f->pos = i;
 			f->write |= sim_write(t, i);
+			if (d->faulted)
+				d->faulted[i] = 1;
 			continue;
 		}
 		if (d->ops->resident(d->pager, u)) {
@@ -46,6 +49,8 @@ static int issue(struct devices *d, struct window *w) {
 			sim_books_touch(d->books, u);
 			continue;
 		}
+		if (d->faulted)
+			d->faulted[i] = 1;
 		d->seen[u] = d->gen;
 		d->slot[u] = (uint32_t)nf;
 		d->faults[nf++] = (struct sim_fault){.u = u, .pos = i, .stream = sim_stream(t, i),
@@ -103,7 +108,8 @@ static int replay(struct devices *d) {
 int sim_replay(const struct sim_run *run, struct sim_counts *out) {
 	const struct sim_trace *t = run->t;
 	struct sim_books books;
-	struct devices d = {.t = t, .ops = run->policy->pager, .books = &books, .inflight = run->inflight};
+	struct devices d = {.t = t, .ops = run->policy->pager, .books = &books, .inflight = run->inflight,
+	                    .faulted = run->faulted};
 	*out = (struct sim_counts){0};
 	if (!run->inflight || !run->quota_pages)
 		return -EINVAL;

@@ -21,6 +21,10 @@ struct sim_run {
 	const struct sim_policy *policy;
 	uint64_t quota_pages; /* at least 1 */
 	unsigned inflight;    /* at least 1 */
+	/* Optional, t->n entries: set to 1 for each access that found its page
+	 * absent (it stalled), left alone for the others. What a replay of the
+	 * same trace elsewhere compares itself with, access by access. */
+	uint8_t *faulted;
 };
 
 /* 0, or a negative errno: -ENOMEM, the pager's errors, or -EPROTO when the

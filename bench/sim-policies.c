@@ -24,6 +24,8 @@ static const struct sim_policy policies[] = {
 	 "iopfd, adaptive fault-around per device (up to 256 KiB), clock eviction"},
 	{"2q", &sim_pager_iopfd, {.fault_around = IOPF_FAULT_AROUND_FIXED, .eviction = IOPF_EVICTION_2Q},
 	 "iopfd, one page per fault, 2q eviction (probation FIFO, ghosts, main clock)"},
+	{"density-2q", &sim_pager_iopfd, {.fault_around = IOPF_FAULT_AROUND_DENSITY, .eviction = IOPF_EVICTION_2Q},
+	 "iopfd, adaptive fault-around with density guesses into free room, 2q eviction"},
 	{"adaptive-2q", &sim_pager_iopfd, {.fault_around = IOPF_FAULT_AROUND_ADAPTIVE, .eviction = IOPF_EVICTION_2Q},
 	 "iopfd, adaptive fault-around and 2q eviction"},
 	{"window-16k", &sim_pager_iopfd, {.window_min = KiB(16), .window_max = KiB(16), .fault_around = IOPF_FAULT_AROUND_FIXED, .eviction = IOPF_EVICTION_CLOCK},
@@ -50,4 +52,8 @@ const struct sim_policy *sim_policy_find(const char *name) {
 		if (strcmp(policies[i].name, name) == 0)
 			return &policies[i];
 	return NULL;
+}
+
+bool sim_policy_is_iopfd(const struct sim_policy *p) {
+	return p->pager == &sim_pager_iopfd;
 }

@@ -60,12 +60,10 @@ static void observe_unmap(void *ud, uint64_t iova, uint64_t len) {
 /* One region per run of adjacent chunks: what a client whose memory is
  * where the trace touched it would register. */
 static int add_regions(struct iopfd_pager *p) {
-	const struct sim_trace *t = p->t;
-	unsigned shift = t->page_shift + (unsigned)__builtin_ctz(t->chunk_pages);
-	for (size_t i = 0, j; i < t->n_chunks; i = j) {
-		for (j = i + 1; j < t->n_chunks && t->chunk[j] == t->chunk[j - 1] + 1; j++)
-			;
-		struct iopf_region_config rc = {.iova = t->chunk[i] << shift, .length = (uint64_t)(j - i) << shift,
+	size_t at = 0;
+	uint32_t first, pages;
+	while (sim_trace_next_region(p->t, &at, &first, &pages)) {
+		struct iopf_region_config rc = {.iova = iova_of(p, first), .length = (uint64_t)pages << p->t->page_shift,
 		                                .memfd = -1, .perm = IOPF_PERM_READ | IOPF_PERM_WRITE};
 		enum iopf_region_refusal why = iopf_space_add_region(p->space, &rc, 0, NULL, NULL);
 		if (why == IOPF_REGION_NO_MEMORY)

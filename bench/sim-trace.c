@@ -45,6 +45,18 @@ int64_t sim_trace_index(const struct sim_trace *t, uint64_t page) {
 	return (int64_t)(i * t->chunk_pages + (page & (t->chunk_pages - 1)));
 }
 
+bool sim_trace_next_region(const struct sim_trace *t, size_t *at, uint32_t *first, uint32_t *pages) {
+	size_t i = *at, j;
+	if (i >= t->n_chunks)
+		return false;
+	for (j = i + 1; j < t->n_chunks && t->chunk[j] == t->chunk[j - 1] + 1; j++)
+		;
+	*first = (uint32_t)(i * t->chunk_pages);
+	*pages = (uint32_t)((j - i) * t->chunk_pages);
+	*at = j;
+	return true;
+}
+
 /* The chunks the trace touches, sorted, each once. */
 static int find_chunks(const struct trace *tr, struct sim_trace *t) {
 	unsigned cb = chunk_bits(t);

@@ -27,3 +27,10 @@ int sim_trace_save(const struct trace *t, const char *path, const char **why);
 uint64_t sim_trace_page(const struct sim_trace *t, uint32_t u);
 /* The universe index of a page, or -1 when no chunk of the trace holds it. */
 int64_t sim_trace_index(const struct sim_trace *t, uint64_t page);
+/*
+ * The trace's memory as a client would register it: one region per run of
+ * adjacent chunks, so that no fault-around window leaves what the trace
+ * touched. From chunk *at on (0 to begin), the next run's first universe
+ * page and its length in pages; false when there is none left.
+ */
+bool sim_trace_next_region(const struct sim_trace *t, size_t *at, uint32_t *first, uint32_t *pages);

@@ -48,13 +48,21 @@ int trace_push(struct trace *t, const struct trace_access *a) {
 	return 0;
 }
 
+int trace_header_parse(const void *header, unsigned *page_shift) {
+	struct trace_header h;
+	_Static_assert(sizeof(h) == TRACE_HEADER_SIZE, "the header is 16 bytes");
+	memcpy(&h, header, sizeof(h));
+	if (memcmp(h.magic, TRACE_MAGIC, sizeof(h.magic)) != 0 || h.page_shift < 12 || h.page_shift > 30)
+		return -EBADMSG;
+	*page_shift = h.page_shift;
+	return 0;
+}
+
 int trace_read(FILE *f, struct trace *out) {
 	*out = (struct trace){0};
-	struct trace_header h;
-	if (fread(&h, sizeof(h), 1, f) != 1 || memcmp(h.magic, TRACE_MAGIC, sizeof(h.magic)) != 0 ||
-	    h.page_shift < 12 || h.page_shift > 30)
+	char h[TRACE_HEADER_SIZE];
+	if (fread(h, sizeof(h), 1, f) != 1 || trace_header_parse(h, &out->page_shift) < 0)
 		return -EBADMSG;
-	out->page_shift = h.page_shift;
 	for (;;) {
 		if (out->n == out->cap) {
 			size_t cap = out->cap ? 2 * out->cap : 1 << 16;

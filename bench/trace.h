@@ -68,6 +68,11 @@ int trace_writer_open(struct trace_writer *w, FILE *f, unsigned page_shift);
 int trace_writer_add(struct trace_writer *w, const struct trace_access *a);
 int trace_writer_close(struct trace_writer *w);
 
+/* The header, TRACE_HEADER_SIZE bytes, for readers that stream: 0 and the
+ * page shift, or -EBADMSG for something that is not a trace. */
+#define TRACE_HEADER_SIZE 16
+int trace_header_parse(const void *header, unsigned *page_shift);
+
 /* Reading a whole trace (raw, not compressed) from f: 0, -EBADMSG for
  * something that is not a trace, -ENOMEM, -EIO. */
 int trace_read(FILE *f, struct trace *out);

@@ -133,7 +133,17 @@ typedef struct iommu_hwpt_page_response iopf_response;
 #define IOPF_RECORD_SIZE 40u
 #define IOPF_RESPONSE_SIZE 8u
 
-#define IOPF_FLAGS_KNOWN (IOMMU_PGFAULT_FLAGS_PASID_VALID | IOMMU_PGFAULT_FLAGS_LAST_PAGE)
+/* Not in the uAPI enum, but set on real hardware: iommufd copies the IOMMU
+ * core's fault flags verbatim (iommufd/eventq.c, hwpt_fault->flags =
+ * fault->prm.flags), and Intel's page request handler adds
+ * IOMMU_FAULT_PAGE_RESPONSE_NEEDS_PASID (include/linux/iommu.h, 1 << 2) to
+ * every request with a PASID (intel/prq.c, intel_prq_report). Seen with the
+ * guest's VT-d driver in tools/dev vmtest --real-iommu; the mock device
+ * never sets it. The kernel puts the PASID in the response itself. */
+#define IOPF_PGFAULT_FLAGS_RESPONSE_NEEDS_PASID (1u << 2)
+#define IOPF_FLAGS_KNOWN                                                                     \
+	(IOMMU_PGFAULT_FLAGS_PASID_VALID | IOMMU_PGFAULT_FLAGS_LAST_PAGE |                  \
+	 IOPF_PGFAULT_FLAGS_RESPONSE_NEEDS_PASID)
 #define IOPF_PERM_KNOWN                                                                      \
 	(IOMMU_PGFAULT_PERM_READ | IOMMU_PGFAULT_PERM_WRITE | IOMMU_PGFAULT_PERM_EXEC |    \
 	 IOMMU_PGFAULT_PERM_PRIV)

@@ -29,7 +29,7 @@ enum acct_resource {
 const char *acct_resource_to_string(enum acct_resource r);
 
 struct iopfd_limits {
-	unsigned connections_per_uid; /* enforced by the Varlink server itself */
+	unsigned connections_per_uid; /* checked when a client connects (clients.c) */
 	uint64_t max[_ACCT_RESOURCE_MAX]; /* counts; [ACCT_PIN] is the budgets' */
 };
 

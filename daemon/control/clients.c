@@ -8,6 +8,14 @@
 #include "log.h"
 #include "manager.h"
 
+static unsigned connections_of(const struct manager *m, uid_t uid) {
+	unsigned n = 0;
+	struct client *c;
+	cds_list_for_each_entry(c, &m->clients, node)
+		n += c->uid == uid;
+	return n;
+}
+
 int client_attach(struct manager *m, sd_varlink *link) {
 	struct client *c = calloc(1, sizeof(*c));
 	if (!c)
@@ -18,6 +26,14 @@ int client_attach(struct manager *m, sd_varlink *link) {
 	if (r < 0) {
 		free(c);
 		return log_warning_errno(r, "Refusing a connection whose peer is unknown: %m");
+	}
+	/* ConnectionsPerUser= counted here rather than by sd-varlink, whose
+	 * per-uid limit would hold root to it too. */
+	unsigned max = m->cfg.config.limits.connections_per_uid;
+	if (c->uid != 0 && connections_of(m, c->uid) >= max) {
+		log_notice("Refusing a connection of uid %u: it has ConnectionsPerUser=%u already", (unsigned)c->uid, max);
+		free(c);
+		return -EUSERS;
 	}
 	sd_varlink_get_peer_pid(link, &c->pid);
 	/* fds travel with the calls; sd-varlink 257 enables that per link. */

@@ -169,6 +169,15 @@ static int assign(struct iopfd_config *c, enum section sec, const char *key, cha
 		}
 		if (!strcmp(key, "User") || !strcmp(key, "Group"))
 			return parse_grant(c, key[0] == 'G', v, why);
+		if (!strcmp(key, "RequireAllocated")) {
+			if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1"))
+				c->require_allocated = true;
+			else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0"))
+				c->require_allocated = false;
+			else
+				return *why = "not yes or no", -EINVAL;
+			return 0;
+		}
 	} else if (sec == SECTION_UNKNOWN) {
 		return 0; /* said once, at the section */
 	} else {

@@ -23,6 +23,8 @@
  *   Default=8M            what a user without a grant may pin
  *   User=root infinity    a user, by name or uid
  *   Group=kvm 16G         the members of a group, by name or gid
+ *   RequireAllocated=no   regions of users other than root must be
+ *                         allocated in their memfd (charged to them)
  *
  * A user's budget is its own grant, else the largest grant among its
  * groups, else Default. Root's is the same rule; the compiled-in
@@ -72,6 +74,7 @@ struct iopfd_config {
 	struct iopfd_limits limits;
 	struct iopfd_workers workers;
 	uint64_t pin_default;
+	bool require_allocated; /* regions of non-root users must be allocated already */
 	struct pin_grant *grants;
 	size_t n_grants;
 	unsigned warnings; /* lines ignored while reading */

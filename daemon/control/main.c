@@ -34,7 +34,8 @@ static void help(void) {
 	       "Pin budgets ([PinBudget] in the configuration) bound the quotas of a user's pinning\n"
 	       "address spaces: a user without a grant may reserve 8 MiB, what it could lock itself;\n"
 	       "root has an unlimited grant unless the configuration gives it another. The per-user\n"
-	       "counts above do not apply to root.\n");
+	       "limits above do not apply to root; 4096 connections in all hold everyone.\n\n"
+	       "See iopfd(8), iopfd.conf(5) and io.iopfd(7).\n");
 }
 
 static int parse_u64(const char *s, uint64_t *out) {

@@ -191,8 +191,6 @@ static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *u
 		config_done(&m->cfg.config);
 		m->cfg.config = c;
 		m->acct.cfg = &m->cfg.config;
-		if (m->cfg.config.limits.connections_per_uid)
-			sd_varlink_server_set_connections_per_uid_max(m->server, m->cfg.config.limits.connections_per_uid);
 		log_info("configuration reloaded (%u lines ignored)", c.warnings);
 	}
 	sd_notify(0, "READY=1");

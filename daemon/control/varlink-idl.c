@@ -57,8 +57,10 @@ static SD_VARLINK_DEFINE_ENUM_TYPE(
 	FaultAround,
 	SD_VARLINK_FIELD_COMMENT("The device's length hint, clamped to [windowMin, windowMax], aligned."),
 	SD_VARLINK_DEFINE_ENUM_VALUE(fixed),
-	SD_VARLINK_FIELD_COMMENT("Per device and PASID, as readahead: a fault where that device's last mapping ended doubles the window (up to windowMax, 256 KiB when unset) ahead in its direction; any other maps windowMin, or the rest of an aligned block more than half mapped."),
-	SD_VARLINK_DEFINE_ENUM_VALUE(adaptive));
+	SD_VARLINK_FIELD_COMMENT("Per device and PASID, as readahead: a fault where that device's last mapping ended doubles the window (up to windowMax, 256 KiB when unset) ahead in its direction; any other maps windowMin."),
+	SD_VARLINK_DEFINE_ENUM_VALUE(adaptive),
+	SD_VARLINK_FIELD_COMMENT("adaptive, and a fault in no stream also maps the rest of the largest aligned block more than half mapped already, if the quota has that room free (a guess never evicts)."),
+	SD_VARLINK_DEFINE_ENUM_VALUE(density));
 
 static SD_VARLINK_DEFINE_ENUM_TYPE(
 	Eviction,
@@ -133,6 +135,24 @@ static SD_VARLINK_DEFINE_STRUCT_TYPE(
 	SD_VARLINK_DEFINE_FIELD(regions, SD_VARLINK_INT, 0));
 
 static SD_VARLINK_DEFINE_STRUCT_TYPE(
+	ServiceTimeBucket,
+	SD_VARLINK_FIELD_COMMENT("The bucket's upper bound, nanoseconds: a power of two less one, where the workers' own finer histogram has a boundary."),
+	SD_VARLINK_DEFINE_FIELD(leNs, SD_VARLINK_INT, 0),
+	SD_VARLINK_FIELD_COMMENT("Groups whose service time was at most leNs: cumulative, as Prometheus's buckets."),
+	SD_VARLINK_DEFINE_FIELD(count, SD_VARLINK_INT, 0));
+
+static SD_VARLINK_DEFINE_STRUCT_TYPE(
+	ServiceTime,
+	SD_VARLINK_FIELD_COMMENT("Groups measured: every group the workers answered."),
+	SD_VARLINK_DEFINE_FIELD(count, SD_VARLINK_INT, 0),
+	SD_VARLINK_FIELD_COMMENT("Their service times added up, nanoseconds, estimated from the workers' histogram (within 3.2 %)."),
+	SD_VARLINK_DEFINE_FIELD(sumNs, SD_VARLINK_INT, 0),
+	SD_VARLINK_FIELD_COMMENT("The longest, nanoseconds."),
+	SD_VARLINK_DEFINE_FIELD(maxNs, SD_VARLINK_INT, 0),
+	SD_VARLINK_FIELD_COMMENT("Cumulative buckets up to 2^8 - 1 ns, 2^9 - 1 ns, ... 2^34 - 1 ns (17.2 s), always all of them; count is the last, unbounded one."),
+	SD_VARLINK_DEFINE_FIELD_BY_TYPE(buckets, ServiceTimeBucket, SD_VARLINK_ARRAY));
+
+static SD_VARLINK_DEFINE_STRUCT_TYPE(
 	Statistics,
 	SD_VARLINK_FIELD_COMMENT("Seconds since the daemon started."),
 	SD_VARLINK_DEFINE_FIELD(uptime, SD_VARLINK_FLOAT, 0),
@@ -184,6 +204,8 @@ static SD_VARLINK_DEFINE_STRUCT_TYPE(
 	SD_VARLINK_DEFINE_FIELD(p99us, SD_VARLINK_FLOAT, 0),
 	SD_VARLINK_FIELD_COMMENT("The same, 99.9th percentile."),
 	SD_VARLINK_DEFINE_FIELD(p999us, SD_VARLINK_FLOAT, 0),
+	SD_VARLINK_FIELD_COMMENT("The same service times as a histogram with fixed buckets, for Prometheus and systemd-report."),
+	SD_VARLINK_DEFINE_FIELD_BY_TYPE(serviceTime, ServiceTime, 0),
 	SD_VARLINK_FIELD_COMMENT("Control requests the daemon refused, by error name (calls that do not match the interface are refused before they reach it and are not counted)."),
 	SD_VARLINK_DEFINE_FIELD(requestErrors, SD_VARLINK_INT, SD_VARLINK_MAP),
 	SD_VARLINK_FIELD_COMMENT("Persistent objects this daemon took back from its predecessor."),
@@ -268,6 +290,8 @@ static SD_VARLINK_DEFINE_METHOD(
 	SD_VARLINK_DEFINE_INPUT(offset, SD_VARLINK_INT, SD_VARLINK_NULLABLE),
 	SD_VARLINK_FIELD_COMMENT("What devices may do in the region; at least read or write."),
 	SD_VARLINK_DEFINE_INPUT_BY_TYPE(access, Access, SD_VARLINK_ARRAY),
+	SD_VARLINK_FIELD_COMMENT("Refuse the region (InvalidRegion) unless every page of it is allocated in the memfd already (written, or the whole memfd fallocate()d): pages the daemon's pins allocate are charged to the daemon's memory cgroup, pages the client allocated stay charged to the client's. The operator may insist on it for every user but root ([PinBudget] RequireAllocated=yes)."),
+	SD_VARLINK_DEFINE_INPUT(allocated, SD_VARLINK_BOOL, SD_VARLINK_NULLABLE),
 	SD_VARLINK_FIELD_COMMENT("The new region's id within the address space."),
 	SD_VARLINK_DEFINE_OUTPUT(region, SD_VARLINK_INT, 0));
 
@@ -418,6 +442,10 @@ SD_VARLINK_DEFINE_INTERFACE(
 	&vl_type_Binding,
 	SD_VARLINK_SYMBOL_COMMENT("A user's pin budget and what it holds."),
 	&vl_type_UserUsage,
+	SD_VARLINK_SYMBOL_COMMENT("A bucket of the service-time histogram."),
+	&vl_type_ServiceTimeBucket,
+	SD_VARLINK_SYMBOL_COMMENT("Per-group service time (read to response written) as a histogram."),
+	&vl_type_ServiceTime,
 	SD_VARLINK_SYMBOL_COMMENT("The daemon's figures."),
 	&vl_type_Statistics,
 	SD_VARLINK_SYMBOL_COMMENT("Hand a fault queue to the daemon; its fd is passed with the call."),

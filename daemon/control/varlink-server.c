@@ -87,24 +87,25 @@ static int listen_socket(struct manager *m) {
 }
 
 int varlink_server_setup(struct manager *m) {
-	int r = sd_varlink_server_new(&m->server, SD_VARLINK_SERVER_ACCOUNT_UID);
+	/* No SD_VARLINK_SERVER_ACCOUNT_UID: its per-uid connection limit
+	 * would apply to root as well; client_attach() counts instead. The
+	 * server's own total (4096 connections) still holds everyone. */
+	int r = sd_varlink_server_new(&m->server, 0);
 	if (r < 0)
 		return log_error_errno(r, "Failed to allocate the Varlink server: %m");
 	sd_varlink_server_set_userdata(m->server, m);
-	r = sd_varlink_server_set_info(m->server, "iopfd", "iopfd", PROJECT_VERSION, "https://iopfd.invalid/");
+	r = sd_varlink_server_set_info(m->server, "iopfd", "iopfd", PROJECT_VERSION, "man:io.iopfd(7)");
 	if (r < 0)
 		return log_error_errno(r, "Failed to set server info: %m");
 	r = sd_varlink_server_add_interface(m->server, &vl_interface_io_iopfd);
 	if (r < 0)
 		return log_error_errno(r, "Failed to add the io.iopfd interface: %m");
-	const struct vl_method *tables[] = {vl_queue_methods, vl_space_methods, vl_stats_methods};
+	const struct vl_method *tables[] = {vl_queue_methods, vl_space_methods, vl_stats_methods, vl_metrics_methods};
 	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
 		if ((r = bind_methods(m->server, tables[i])) < 0)
 			return r;
 	sd_varlink_server_bind_connect(m->server, on_connect);
 	sd_varlink_server_bind_disconnect(m->server, on_disconnect);
-	if (m->cfg.config.limits.connections_per_uid)
-		sd_varlink_server_set_connections_per_uid_max(m->server, m->cfg.config.limits.connections_per_uid);
 	r = sd_varlink_server_attach_event(m->server, m->event, SD_EVENT_PRIORITY_NORMAL);
 	if (r < 0)
 		return log_error_errno(r, "Failed to attach the Varlink server: %m");

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "clients.h"
 #include "engine/bindings.h"
@@ -154,7 +156,21 @@ struct region_args {
 	int64_t memfd_index;
 	uint64_t offset;
 	sd_json_variant *access;
+	bool allocated;
 };
+
+/* Whether every page of [offset, offset + length) of the memfd is allocated:
+ * then whoever allocated them was charged for them, and iopfd's pins
+ * allocate nothing. Written pages are data to SEEK_HOLE; pages allocated
+ * with fallocate() but not written yet are holes to it, so a memfd whose
+ * blocks cover all of it counts too. */
+static bool fully_allocated(int fd, uint64_t offset, uint64_t length) {
+	off_t hole = lseek(fd, (off_t)offset, SEEK_HOLE);
+	if (hole >= 0 && (uint64_t)hole >= offset + length)
+		return true;
+	struct stat st;
+	return fstat(fd, &st) == 0 && (uint64_t)st.st_blocks * 512 >= (uint64_t)st.st_size;
+}
 
 static int access_mask(sd_json_variant *access, uint32_t *out) {
 	static const char *const names[] = {"read", "write", "exec", "priv"};
@@ -202,6 +218,7 @@ static int method_add_region(sd_varlink *link, sd_json_variant *p, sd_varlink_me
 		{"memfdIndex", SD_JSON_VARIANT_INTEGER, sd_json_dispatch_int64, offsetof(struct region_args, memfd_index), SD_JSON_MANDATORY},
 		{"offset", _SD_JSON_VARIANT_TYPE_INVALID, vl_dispatch_opt_u64, offsetof(struct region_args, offset), SD_JSON_NULLABLE},
 		{"access", SD_JSON_VARIANT_ARRAY, sd_json_dispatch_variant_noref, offsetof(struct region_args, access), SD_JSON_MANDATORY},
+		{"allocated", SD_JSON_VARIANT_BOOLEAN, sd_json_dispatch_stdbool, offsetof(struct region_args, allocated), SD_JSON_NULLABLE},
 		{},
 	};
 	struct region_args a = {.memfd_index = -1};
@@ -222,6 +239,17 @@ static int method_add_region(sd_varlink *link, sd_json_variant *p, sd_varlink_me
 	int memfd = vl_take_fd(link, m, a.memfd_index, "memfdIndex");
 	if (memfd < 0)
 		return 0;
+	/* Pages iopfd pins but nobody allocated yet are allocated by the pin,
+	 * and charged to iopfd's memory cgroup: the caller, or the operator
+	 * for every user but root, may insist they are the client's already. */
+	bool insist = a.allocated || (m->cfg.config.require_allocated && c->uid != 0);
+	if (insist && iopf_space_config(o->s)->backend != IOPF_BACKEND_NONE && a.length &&
+	    !fully_allocated(memfd, a.offset, a.length)) {
+		close(memfd);
+		return vl_error_reason(link, m, VL_INVALID_REGION,
+		                       "the memfd has pages not allocated in that range: allocate them first "
+		                       "(fallocate), so that they are charged to their owner, not to iopfd");
+	}
 	struct iopf_region_config rc = {
 		.iova = a.iova, .length = a.length, .memfd = memfd, .offset = a.offset, .perm = perm,
 	};

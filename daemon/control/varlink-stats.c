@@ -80,6 +80,51 @@ static int users_build(struct manager *m, uid_t viewer, sd_json_variant **ret) {
 	return 0;
 }
 
+/* The values bucket i of an iopf_hist holds, [*lo, *hi], from the layout
+ * stats.h describes: below IOPF_HIST_SUB a bucket per value, then
+ * IOPF_HIST_SUB buckets per power of two. tests/unit/test-servicetime.c
+ * holds this to the engine's own iopf_hist_add(). */
+static void hist_bucket_bounds(unsigned i, uint64_t *lo, uint64_t *hi) {
+	if (i < IOPF_HIST_SUB) {
+		*lo = *hi = i;
+		return;
+	}
+	unsigned shift = i / IOPF_HIST_SUB - 1;
+	*lo = (uint64_t)(IOPF_HIST_SUB + i % IOPF_HIST_SUB) << shift;
+	*hi = *lo + ((1ull << shift) - 1);
+}
+
+int stats_service_time(const struct iopf_hist *h, sd_json_variant **ret) {
+	_cleanup_(sd_json_variant_unrefp) sd_json_variant *buckets = NULL;
+	double sum = 0;
+	uint64_t below = 0; /* samples in the buckets walked so far */
+	unsigned i = 0;
+	int r = sd_json_variant_new_array(&buckets, NULL, 0);
+	for (unsigned k = SERVICE_TIME_FIRST_POW2; r >= 0 && k <= SERVICE_TIME_LAST_POW2; k++) {
+		uint64_t le = (1ull << k) - 1, lo, hi;
+		for (; i < IOPF_HIST_BUCKETS; i++) {
+			hist_bucket_bounds(i, &lo, &hi);
+			if (hi > le)
+				break;
+			below += h->bucket[i];
+			sum += (double)h->bucket[i] * ((double)lo + (double)hi) / 2;
+		}
+		r = sd_json_variant_append_arraybo(&buckets, SD_JSON_BUILD_PAIR_UNSIGNED("leNs", le),
+		                                   SD_JSON_BUILD_PAIR_UNSIGNED("count", below));
+	}
+	if (r < 0)
+		return r;
+	for (; i < IOPF_HIST_BUCKETS; i++) {
+		uint64_t lo, hi;
+		hist_bucket_bounds(i, &lo, &hi);
+		sum += (double)h->bucket[i] * ((double)lo + (double)hi) / 2;
+	}
+	return sd_json_buildo(ret, SD_JSON_BUILD_PAIR_UNSIGNED("count", h->count),
+	                      SD_JSON_BUILD_PAIR_UNSIGNED("sumNs", (uint64_t)sum),
+	                      SD_JSON_BUILD_PAIR_UNSIGNED("maxNs", h->max),
+	                      SD_JSON_BUILD_PAIR_VARIANT("buckets", buckets));
+}
+
 int stats_build(struct manager *m, uid_t viewer, sd_json_variant **ret) {
 	struct iopf_counters c;
 	struct iopf_hist h;
@@ -108,8 +153,8 @@ int stats_build(struct manager *m, uid_t viewer, sd_json_variant **ret) {
 			r = sd_json_variant_set_field_unsigned(&errors, vl_error_to_string(i), m->request_errors[i]);
 	if (r < 0)
 		return r;
-	_cleanup_(sd_json_variant_unrefp) sd_json_variant *users = NULL;
-	if ((r = users_build(m, viewer, &users)) < 0)
+	_cleanup_(sd_json_variant_unrefp) sd_json_variant *users = NULL, *service = NULL;
+	if ((r = users_build(m, viewer, &users)) < 0 || (r = stats_service_time(&h, &service)) < 0)
 		return r;
 	const struct restart *rs = &m->restart;
 	return sd_json_buildo(
@@ -139,6 +184,7 @@ int stats_build(struct manager *m, uid_t viewer, sd_json_variant **ret) {
 		SD_JSON_BUILD_PAIR_REAL("p50us", (double)iopf_hist_quantile(&h, 0.5) / 1000.0),
 		SD_JSON_BUILD_PAIR_REAL("p99us", (double)iopf_hist_quantile(&h, 0.99) / 1000.0),
 		SD_JSON_BUILD_PAIR_REAL("p999us", (double)iopf_hist_quantile(&h, 0.999) / 1000.0),
+		SD_JSON_BUILD_PAIR("serviceTime", SD_JSON_BUILD_VARIANT(service)),
 		SD_JSON_BUILD_PAIR_CONDITION(!!errors, "requestErrors", SD_JSON_BUILD_VARIANT(errors)),
 		SD_JSON_BUILD_PAIR_CONDITION(!errors, "requestErrors", SD_JSON_BUILD_EMPTY_OBJECT),
 		SD_JSON_BUILD_PAIR_UNSIGNED("restoredObjects", rs->restored_objects),

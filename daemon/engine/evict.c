@@ -51,11 +51,13 @@ int iopf_evict_reserve(struct iopf_space *s) {
 
 /* --- ghosts: pages evicted from probation lately ----------------------------------------------- */
 
-/* One slot per key, the newest wins: a lossy set as large as the quota in
- * pages (at least 64), so it remembers about a quota's worth of evictions.
+/* One slot per key, the newest wins: a lossy set of half as many slots as
+ * the quota has pages (at least 64), so it remembers the latest evictions.
  * The low bit of a key says which ring the page was evicted from. */
 static uint64_t ghost_key(const struct iopf_region *r, uint64_t p) {
-	uint64_t k = ((uint64_t)(uintptr_t)r * 0x9e3779b97f4a7c15ull) ^ (p * 0xc2b2ae3d27d4eb4full);
+	/* The region's id, not its address: the same run gives the same
+	 * ghosts whatever the allocator did. */
+	uint64_t k = (r->id * 0x9e3779b97f4a7c15ull) ^ (p * 0xc2b2ae3d27d4eb4full);
 	return (k | 2) & ~1ull;
 }
 

@@ -67,10 +67,11 @@ static uint64_t dense_block(const struct iopf_space *s, const struct iopf_region
 }
 
 void iopf_fault_around(struct iopf_space *s, struct iopf_region *r, uint64_t p, uint64_t key, uint32_t length_hint,
-                       uint64_t room, uint64_t *first, uint64_t *end) {
+                       uint64_t room, uint64_t *first, uint64_t *end, bool *guess) {
+	*guess = false;
 	if (room < 1)
 		room = 1;
-	if (s->cfg.fault_around != IOPF_FAULT_AROUND_ADAPTIVE) {
+	if (s->cfg.fault_around != IOPF_FAULT_AROUND_ADAPTIVE && s->cfg.fault_around != IOPF_FAULT_AROUND_DENSITY) {
 		fixed(s, r, p, length_hint, room, first, end);
 		return;
 	}
@@ -101,8 +102,9 @@ void iopf_fault_around(struct iopf_space *s, struct iopf_region *r, uint64_t p, 
 		*end = p + 1;
 		*first = p + 1 >= w ? p + 1 - w : 0;
 	} else {
-		uint64_t dense = dense_block(s, r, p, wmax < room ? wmax : room);
+		uint64_t dense = s->cfg.fault_around == IOPF_FAULT_AROUND_DENSITY ? dense_block(s, r, p, wmax < room ? wmax : room) : 1;
 		aligned(r, p, dense > wmin ? dense : wmin, room, first, end);
+		*guess = dense > wmin;
 	}
 	st->region = r;
 	st->first = *first;
@@ -112,7 +114,7 @@ void iopf_fault_around(struct iopf_space *s, struct iopf_region *r, uint64_t p, 
 uint64_t iopf_fault_around_run(struct iopf_space *s, struct iopf_region *r, uint64_t first, uint64_t end,
                                uint64_t key, uint64_t room, int *dir) {
 	*dir = 1;
-	if (s->cfg.fault_around != IOPF_FAULT_AROUND_ADAPTIVE)
+	if (s->cfg.fault_around != IOPF_FAULT_AROUND_ADAPTIVE && s->cfg.fault_around != IOPF_FAULT_AROUND_DENSITY)
 		return 0;
 	struct iopf_stream *st = stream_of(s, key);
 	uint64_t wmax = pages_of(s, s->adaptive_max), len = end - first;

@@ -94,6 +94,7 @@ static void release_from(struct iopf_resolver *r, size_t first) {
 void iopf_resolver_release(struct iopf_resolver *r) {
 	release_from(r, 0);
 	r->gen++; /* what was held is not known to be mapped any more */
+	r->coalesce_end = r->batch; /* the rest of the batch may coalesce again */
 }
 
 void iopf_resolver_end(struct iopf_resolver *r) {

@@ -21,6 +21,8 @@
  * looks only that many groups ahead, and the first group past them that
  * maps looks again: a batch answered in slices of span groups then makes
  * no slice's answers wait for the maps (or the look) of later slices.
+ * Once the holds are let go (iopf_resolver_release(): a slice, or the
+ * quota's retry), the next group that maps looks again too.
  */
 #pragma once
 

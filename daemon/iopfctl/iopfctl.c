@@ -11,11 +11,13 @@
 #include <unistd.h>
 
 #include "iopfd/client.h"
+#include "metrics.h"
 
 static const char *socket_path = IOPFD_SOCKET_DEFAULT;
 static bool json;
 static unsigned interval_ms = 1000;
 static unsigned count;
+static enum metrics_format metrics_format = METRICS_OPENMETRICS;
 
 static void help(void) {
 	printf("usage: iopfctl [--socket PATH] [--json] COMMAND\n"
@@ -26,7 +28,9 @@ static void help(void) {
 	       "  bindings    (queue, device, PASID) -> address space\n"
 	       "  users       pin budgets and what each user holds (root sees every user)\n"
 	       "  stats       every counter\n"
-	       "  monitor     live figures [--interval MS] [--count N]\n");
+	       "  monitor     live figures [--interval MS] [--count N]\n"
+	       "  metrics     the figures as OpenMetrics text [--format openmetrics|prometheus]\n\n"
+	       "See iopfctl(1).\n");
 }
 
 static int fail(int r, const char *what, const char *error) {
@@ -215,6 +219,38 @@ static int cmd_users(sd_varlink *v) {
 	return 0;
 }
 
+/* The figures, the address spaces and the version in one text for
+ * Prometheus's tools (metrics.c). */
+static int cmd_metrics(sd_varlink *v) {
+	const char *err;
+	sd_json_variant *s, *rep;
+	int r = iopfc_statistics(v, &s, &err);
+	if (r < 0)
+		return fail(r, "GetStatistics", err);
+	/* Replies live until the next call: keep them. */
+	sd_json_variant *stats = sd_json_variant_ref(s), *spaces = NULL, *info = NULL;
+	r = iopfc_call(v, "io.iopfd.ListSpaces", NULL, NULL, 0, &rep, &err);
+	if (r == 0) {
+		spaces = sd_json_variant_ref(sd_json_variant_by_key(rep, "spaces"));
+		r = iopfc_call(v, "org.varlink.service.GetInfo", NULL, NULL, 0, &rep, &err);
+	}
+	if (r == 0)
+		info = sd_json_variant_ref(rep);
+	else
+		fail(r, spaces ? "GetInfo" : "ListSpaces", err);
+	sd_json_variant *version = info ? sd_json_variant_by_key(info, "version") : NULL;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (r == 0 && (r = metrics_write(stdout, metrics_format, stats, spaces,
+	                                 version ? sd_json_variant_string(version) : NULL,
+	                                 (double)ts.tv_sec + (double)ts.tv_nsec / 1e9)) < 0)
+		fail(r, "writing the metrics", NULL);
+	sd_json_variant_unref(stats);
+	sd_json_variant_unref(spaces);
+	sd_json_variant_unref(info);
+	return r < 0;
+}
+
 struct mon {
 	unsigned seen;
 	uint64_t last_groups, last_faults;
@@ -277,7 +313,7 @@ int main(int argc, char **argv) {
 	static const struct option opts[] = {
 		{"socket", required_argument, NULL, 's'}, {"json", no_argument, NULL, 'j'},
 		{"interval", required_argument, NULL, 'i'}, {"count", required_argument, NULL, 'c'},
-		{"help", no_argument, NULL, 'h'}, {},
+		{"format", required_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'}, {},
 	};
 	if (getenv("IOPFD_SOCKET"))
 		socket_path = getenv("IOPFD_SOCKET");
@@ -288,6 +324,16 @@ int main(int argc, char **argv) {
 		case 'j': json = true; break;
 		case 'i': interval_ms = (unsigned)atoi(optarg); break;
 		case 'c': count = (unsigned)atoi(optarg); break;
+		case 'f':
+			if (!strcmp(optarg, "openmetrics"))
+				metrics_format = METRICS_OPENMETRICS;
+			else if (!strcmp(optarg, "prometheus"))
+				metrics_format = METRICS_PROMETHEUS;
+			else {
+				fprintf(stderr, "iopfctl: --format takes openmetrics or prometheus\n");
+				return 2;
+			}
+			break;
 		case 'h': help(); return 0;
 		default: return 2;
 		}
@@ -299,6 +345,7 @@ int main(int argc, char **argv) {
 	} cmds[] = {
 		{"status", cmd_status}, {"queues", cmd_queues}, {"spaces", cmd_spaces},
 		{"bindings", cmd_bindings}, {"users", cmd_users}, {"stats", cmd_stats}, {"monitor", cmd_monitor},
+		{"metrics", cmd_metrics},
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (strcmp(cmd, cmds[i].name))

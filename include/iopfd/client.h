@@ -1,12 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A small client of io.iopfd over sd-varlink, used by iopfctl, the
- * integration tests, the benchmark and the demo. fds are pushed with the call
- * (duplicates: the caller keeps its own) and named by index in parameters.
+ * libiopfd: a small C client of io.iopfd, iopfd's Varlink interface
+ * (io.iopfd(7)), over sd-varlink. Build with
+ *   cc ... $(pkg-config --cflags --libs iopfd)
+ * iopfctl, the tests and the benchmark use it too; examples/ shows a VMM's
+ * side of it.
+ *
+ * A connection is an sd_varlink (free it with sd_varlink_unref(); the
+ * objects it made go with it unless persistent) and, like sd_varlink, is
+ * used from one thread at a time. fds are pushed with the call as
+ * duplicates: the caller keeps its own and closes them when it likes.
  *
  * Every call returns 0, -EREMOTEIO when the daemon answered with an error
- * (its name in *error, valid until the next call on the link), or another
- * negative errno when the link failed.
+ * (its name in *error, e.g. "io.iopfd.PinBudgetExceeded", valid until the
+ * next call on the link), or another negative errno when the link failed.
+ * The exported symbols are versioned LIBIOPFD_0.
  */
 #pragma once
 

@@ -31,7 +31,7 @@ static const char *const methods[] = {
 	"io.iopfd.RegisterQueue", "io.iopfd.UnregisterQueue", "io.iopfd.CreateSpace", "io.iopfd.DestroySpace",
 	"io.iopfd.AddRegion", "io.iopfd.RemoveRegion", "io.iopfd.Bind", "io.iopfd.Unbind",
 	"io.iopfd.ListQueues", "io.iopfd.ListSpaces", "io.iopfd.ListBindings", "io.iopfd.GetStatistics",
-	"io.iopfd.Monitor",
+	"io.iopfd.Monitor", "io.systemd.Metrics.List", "io.systemd.Metrics.Describe",
 };
 
 static void setup(void) {

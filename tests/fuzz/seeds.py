@@ -48,6 +48,8 @@ calls = {
     "ListBindings": (10, 0, {}),
     "GetStatistics": (11, 0, {}),
     "Monitor": (12, 0x80, {"intervalMs": 100}),
+    "MetricsList": (13, 0x80, {}),
+    "MetricsDescribe": (14, 0x80, {}),
     "RegisterQueue-persistent": (0, 0x04, {"fdIndex": 0, "name": "p", "persistent": True}),
     "CreateSpace-persistent": (2, 0, {"backend": "none", "quota": 65536, "name": "p", "persistent": True}),
 }

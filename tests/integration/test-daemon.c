@@ -394,6 +394,55 @@ Test(daemon, bad_requests_get_named_errors_while_others_run) {
 	cr_assert_eq(daemon_stop(&d), 0);
 }
 
+/* ConnectionsPerUser= (here --max-connections-per-uid 4) holds every user
+ * but root: nobody's fifth connection is closed unanswered, and a sixth
+ * works again once one of the four has gone; root keeps twice as many. */
+#define CONN_MAX 4
+
+static bool answers(sd_varlink *v) {
+	const char *err = NULL;
+	return iopfc_statistics(v, NULL, &err) == 0;
+}
+
+static void nobody_connects(void *arg) {
+	sd_varlink *v[CONN_MAX + 1];
+	for (int i = 0; i < CONN_MAX; i++) {
+		v[i] = daemon_connect(&d);
+		cr_assert(answers(v[i]), "nobody's connection %d of %d", i + 1, CONN_MAX);
+	}
+	v[CONN_MAX] = daemon_connect(&d);
+	cr_assert_not(answers(v[CONN_MAX]), "one more than ConnectionsPerUser= is refused");
+	sd_varlink_unref(v[CONN_MAX]);
+	sd_varlink_flush_close_unref(v[0]);
+	bool again = false;
+	for (int i = 0; i < 100 && !again; i++) {
+		sd_varlink *w = daemon_connect(&d);
+		again = answers(w);
+		sd_varlink_unref(w);
+		if (!again)
+			usleep(10000); /* the daemon has not seen the close yet */
+	}
+	cr_assert(again, "a connection gone makes room for another");
+	for (int i = 1; i < CONN_MAX; i++)
+		sd_varlink_unref(v[i]);
+}
+
+Test(daemon, connections_per_user_hold_everyone_but_root) {
+	const char *extra[] = {"--max-connections-per-uid", "4", NULL};
+	daemon_start(&d, extra);
+	sd_varlink *v[2 * CONN_MAX];
+	for (int i = 0; i < 2 * CONN_MAX; i++) {
+		v[i] = daemon_connect(&d);
+		cr_assert(answers(v[i]), "root's connection %d", i + 1);
+	}
+	cr_assert_eq(as_nobody(nobody_connects, NULL), 0, "nobody's checks failed");
+	for (int i = 0; i < 2 * CONN_MAX; i++) {
+		cr_assert(answers(v[i]), "root's connection %d still answers", i + 1);
+		sd_varlink_unref(v[i]);
+	}
+	cr_assert_eq(daemon_stop(&d), 0);
+}
+
 Test(daemon, listings_and_unregister) {
 	daemon_start(&d, NULL);
 	struct load l;

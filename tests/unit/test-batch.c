@@ -180,6 +180,17 @@ Test(batch, unknown_flag_bits) {
 	cr_assert_eq(g[0].defect, IOPF_GROUP_UNKNOWN_FLAGS);
 }
 
+/* What Intel's VT-d driver hands iommufd for a page request with a PASID:
+ * the kernel-internal "response needs PASID" bit comes through. */
+Test(batch, vtd_response_needs_pasid_bit_is_known) {
+	iopf_record r[] = {rec(LAST | IOMMU_PGFAULT_FLAGS_PASID_VALID | IOPF_PGFAULT_FLAGS_RESPONSE_NEEDS_PASID, 1, 1, 1,
+	                       0x1000)};
+	struct iopf_group g[1];
+	parse_ok(r, sizeof(r), g, 1);
+	cr_assert_eq(g[0].defect, IOPF_GROUP_OK);
+	cr_assert_eq(g[0].pasid, 1);
+}
+
 Test(batch, unknown_perm_bits) {
 	iopf_record r[] = {rec(LAST, 1, 0, 1, 0)};
 	r[0].perm = RD | 0x10;

@@ -2,7 +2,13 @@
 # Run by systemd in the test VM (systemd.run= on the kernel command line):
 # install iopfd's units as runtime units, let systemd listen on the socket,
 # and run the service scenarios against it. The last line says how it went.
-#   systemd-test.sh BUILDDIR [SCENARIO...]
+#   systemd-test.sh [--pri] BUILDDIR [SCENARIO...]
+# --pri: the real-IOMMU suite's service scenarios (iopfd-vmtest-pri).
+T=iopfd-vmtest
+if [ "$1" = --pri ]; then
+	T=iopfd-vmtest-pri
+	shift
+fi
 B=$1
 shift
 SRC=$(dirname "$0")/../..
@@ -34,7 +40,7 @@ mkdir -p /run/iopfd/iopfd.conf.d
 printf '[PinBudget]\nUser=daemon 16M\n' >/run/iopfd/iopfd.conf.d/50-test.conf
 systemctl daemon-reload
 systemctl start iopfd.socket
-"$B/iopfd-vmtest" --systemd "$@"
+"$B/$T" --systemd "$@"
 rc=$?
 echo "--- iopfd.service journal (last lines)"
 journalctl -u iopfd.service -o short-monotonic --no-pager | tail -n 30

@@ -51,7 +51,12 @@
 #include "control/config.h"
 #include "engine/journal-format.h"
 #include "engine/queue-internal.h"
+#include "engine/rcu.h"
 #include "engine/stats.h"
+#include "sim-device.h"
+#include "sim-policies.h"
+#include "sim-trace.h"
+#include "trace-synth.h"
 
 #define PG 4096ull
 #define RD IOMMU_PGFAULT_PERM_READ
@@ -207,6 +212,26 @@ static sd_varlink *daemon_start(void) {
 	fail("iopfd did not come up");
 }
 
+/* iopfd with `conf` as its configuration, one worker (so one batch slot). */
+static sd_varlink *daemon_start_conf(const char *conf) {
+	const char *path = "/tmp/iopfd-vmtest.conf";
+	FILE *f = fopen(path, "w");
+	CHECK(f && fputs(conf, f) >= 0 && fclose(f) == 0, "%s: %m", path);
+	unlink(SOCKET);
+	daemon_pid = fork();
+	if (daemon_pid == 0) {
+		execl(iopfd_bin, iopfd_bin, "--socket", SOCKET, "--workers", "1", "--config", path, (char *)NULL);
+		_exit(127);
+	}
+	sd_varlink *v;
+	for (int i = 0; i < 500; i++) {
+		if (iopfc_connect(SOCKET, &v) == 0)
+			return v;
+		usleep(10000);
+	}
+	fail("iopfd did not come up");
+}
+
 /* Stop iopfd from reading, so that faults pile up in the kernel's queue. */
 static void daemon_pause(void) {
 	kill(daemon_pid, SIGSTOP);
@@ -288,6 +313,21 @@ struct setup {
 	uint64_t iova;
 };
 
+/* An iommufd space with fixed windows and the clock: the scenarios here
+ * check mechanisms (what is mapped, evicted, left in the queue), which
+ * read-ahead would blur. */
+static uint64_t fixed_space(sd_varlink *v, uint64_t quota, uint64_t window, uint32_t ioas) {
+	sd_json_variant *p = NULL, *rep;
+	OK(sd_json_buildo(&p, SD_JSON_BUILD_PAIR_STRING("backend", "iommufd"), SD_JSON_BUILD_PAIR_UNSIGNED("quota", quota),
+	                  SD_JSON_BUILD_PAIR_UNSIGNED("windowMin", window), SD_JSON_BUILD_PAIR_UNSIGNED("windowMax", window),
+	                  SD_JSON_BUILD_PAIR_INTEGER("iommufdIndex", 0), SD_JSON_BUILD_PAIR_UNSIGNED("ioasId", ioas),
+	                  SD_JSON_BUILD_PAIR_STRING("faultAround", "fixed"),
+	                  SD_JSON_BUILD_PAIR_STRING("eviction", "clock")) < 0);
+	OK(iopfc_call(v, "io.iopfd.CreateSpace", p, &iommufd, 1, &rep, &err));
+	sd_json_variant_unref(p);
+	return iopfc_u64(rep, "space");
+}
+
 /* One device on its own IOAS and fault queue; one address space with one
  * region of `pages` pages at the start of the mock aperture. */
 static void setup_one(struct setup *s, size_t pages, uint64_t quota, uint64_t window, uint32_t access) {
@@ -297,7 +337,7 @@ static void setup_one(struct setup *s, size_t pages, uint64_t quota, uint64_t wi
 	s->dev = mock_device(ioas, s->fault_id);
 	s->mem = memfd(pages * PG, 0x10);
 	s->iova = MOCK_APERTURE_START;
-	OK(iopfc_create_space(s->v, "iommufd", quota, window, window, iommufd, ioas, &s->space, &err));
+	s->space = fixed_space(s->v, quota, window, ioas);
 	OK(iopfc_add_region(s->v, s->space, s->iova, pages * PG, s->mem.fd, 0, access, NULL, &err));
 	OK(iopfc_register_queue(s->v, s->fault_fd, "iommufd", "vm", &s->queue, &err));
 	OK(iopfc_bind(s->v, s->queue, s->dev.idev, IOPFC_PASID_NONE, s->space, &err));
@@ -663,7 +703,8 @@ static void teardown_unmaps(void) {
 static void response_path(void) {
 	enum { N = 256 };
 	struct setup s = {0};
-	s.v = daemon_start();
+	/* Slices by count only: the write count below is then exact. */
+	s.v = daemon_start_conf("[Workers]\nAnswerSliceGroups=64\nAnswerSliceUsec=0\n");
 	uint32_t ioas = ioas_alloc();
 	fault_alloc(&s.fault_id, &s.fault_fd);
 	s.dev = mock_device(ioas, s.fault_id);
@@ -679,7 +720,10 @@ static void response_path(void) {
 	daemon_resume();
 	sd_json_variant *st = wait_groups(s.v, N);
 	CHECK(iopfc_u64(st, "success") == N, "success %lu of %d", (unsigned long)iopfc_u64(st, "success"), N);
-	CHECK(iopfc_u64(st, "writes") <= 4, "%lu writes for %d queued groups", (unsigned long)iopfc_u64(st, "writes"), N);
+	/* Batched: a write per slice of 64 groups, at most, per read. */
+	uint64_t writes = iopfc_u64(st, "writes"), reads = iopfc_u64(st, "reads");
+	CHECK(writes <= reads + N / 64, "%lu writes for %d queued groups in %lu reads", (unsigned long)writes, N,
+	      (unsigned long)reads);
 	CHECK(iopfc_u64(st, "writeRejects") == 0, "the kernel refused a response");
 	OK(iopfc_unregister_queue(s.v, s.queue, &err));
 
@@ -884,7 +928,7 @@ static void figures(void) {
 		/* The same backlog for all: N faults queued before serving starts. */
 		if (mode != 1) {
 			uint64_t window = mode == 2 ? 16 * PG : PG;
-			OK(iopfc_create_space(s.v, "iommufd", N * PG, window, window, iommufd, ioas, &s.space, &err));
+			s.space = fixed_space(s.v, N * PG, window, ioas);
 			OK(iopfc_add_region(s.v, s.space, s.iova, N * PG, s.mem.fd, 0, ACC_RW, NULL, &err));
 			OK(iopfc_register_queue(s.v, s.fault_fd, "iommufd", NULL, &s.queue, &err));
 			OK(iopfc_bind(s.v, s.queue, s.dev.idev, IOPFC_PASID_NONE, s.space, &err));
@@ -1092,26 +1136,6 @@ static void svc_naive_main(struct svc_naive *h) {
 	}
 }
 
-/* iopfd with `conf` as its configuration, one worker (so one batch slot). */
-static sd_varlink *svc_daemon_start(const char *conf) {
-	const char *path = "/tmp/iopfd-service-time.conf";
-	FILE *f = fopen(path, "w");
-	CHECK(f && fputs(conf, f) >= 0 && fclose(f) == 0, "%s: %m", path);
-	unlink(SOCKET);
-	daemon_pid = fork();
-	if (daemon_pid == 0) {
-		execl(iopfd_bin, iopfd_bin, "--socket", SOCKET, "--workers", "1", "--config", path, (char *)NULL);
-		_exit(127);
-	}
-	sd_varlink *v;
-	for (int i = 0; i < 500; i++) {
-		if (iopfc_connect(SOCKET, &v) == 0)
-			return v;
-		usleep(10000);
-	}
-	fail("iopfd did not come up");
-}
-
 /* iopfd's journal, mapped read-only: found among its fds by name. */
 static const struct iopf_jslot *svc_journal_slot(pid_t pid, void **map, size_t *size) {
 	char dir[64];
@@ -1220,10 +1244,12 @@ static void svc_run(const char *conf, enum svc_pattern pat, uint64_t n, struct s
 	pid_t naive = 0;
 	pthread_t wth;
 	if (conf) {
-		v = svc_daemon_start(conf);
+		v = daemon_start_conf(conf);
 		uint64_t space;
 		uint32_t queue;
-		OK(iopfc_create_space(v, "iommufd", len, PG, PG, iommufd, ioas, &space, &err));
+		/* Fixed one-page windows: a map per fault, as the naive handler
+		 * does (adaptive fault-around would map ahead of the stride). */
+		space = fixed_space(v, len, PG, ioas);
 		OK(iopfc_add_region(v, space, iova, len, mem.fd, 0, ACC_RW, NULL, &err));
 		OK(iopfc_register_queue(v, fault_fd, "iommufd", NULL, &queue, &err));
 		OK(iopfc_bind(v, queue, dev.idev, IOPFC_PASID_NONE, space, &err));
@@ -1427,6 +1453,157 @@ static void service_time(void) {
 			printf("\n");
 		}
 	}
+}
+
+/* --- access traces replayed against the kernel --------------------------------------- */
+
+/* A space made with a simulator policy's configuration (window, fault-around,
+ * eviction), as a client that chose that policy over Varlink would make it. */
+static uint64_t create_space_as(sd_varlink *v, const struct iopf_space_config *cfg, uint64_t quota, uint32_t ioas) {
+	sd_json_variant *p = NULL, *rep;
+	const char *fa = cfg->fault_around ? iopf_fault_around_to_string(cfg->fault_around) : NULL;
+	const char *ev = cfg->eviction ? iopf_eviction_to_string(cfg->eviction) : NULL;
+	int r = sd_json_buildo(&p, SD_JSON_BUILD_PAIR_STRING("backend", "iommufd"), SD_JSON_BUILD_PAIR_UNSIGNED("quota", quota),
+	                       SD_JSON_BUILD_PAIR_CONDITION(cfg->window_min > 0, "windowMin", SD_JSON_BUILD_UNSIGNED(cfg->window_min)),
+	                       SD_JSON_BUILD_PAIR_CONDITION(cfg->window_max > 0, "windowMax", SD_JSON_BUILD_UNSIGNED(cfg->window_max)),
+	                       SD_JSON_BUILD_PAIR_CONDITION(!!fa, "faultAround", SD_JSON_BUILD_STRING(fa)),
+	                       SD_JSON_BUILD_PAIR_CONDITION(!!ev, "eviction", SD_JSON_BUILD_STRING(ev)),
+	                       SD_JSON_BUILD_PAIR_INTEGER("iommufdIndex", 0), SD_JSON_BUILD_PAIR_UNSIGNED("ioasId", ioas));
+	CHECK(r >= 0, "CreateSpace parameters: %s", strerror(-r));
+	r = iopfc_call(v, "io.iopfd.CreateSpace", p, &iommufd, 1, &rep, &err);
+	sd_json_variant_unref(p);
+	CHECK(r == 0, "CreateSpace: %s", err ? err : strerror(-r));
+	return iopfc_u64(rep, "space");
+}
+
+/* After a trigger: the fault's page mapped (cheap to look at), then its
+ * group answered, so that the next access sees everything it did. */
+static void await_answer(const struct mockdev *d, uint64_t iova, const void *uptr, sd_varlink *v, uint64_t groups) {
+	uint64_t deadline = now_ns() + 30ull * 1000000000;
+	while (check_map(d, iova, PG, uptr) != 0) {
+		CHECK(now_ns() < deadline, "page %#lx never mapped", (unsigned long)iova);
+		usleep(20);
+	}
+	for (;;) {
+		sd_json_variant *st = stats(v);
+		if (answered_of(st) >= groups)
+			return;
+		CHECK(now_ns() < deadline, "group %lu not answered", (unsigned long)groups);
+		usleep(50);
+	}
+}
+
+struct trace_case {
+	const char *trace;
+	size_t pages, accesses; /* the synthetic trace's size */
+	const char *policy;
+	unsigned quota_pct;
+};
+
+/*
+ * One access at a time (N = 1), as the simulator's device with one access
+ * in flight: MD_CHECK_MAP the access's page; if the mock device's page
+ * table does not map it, trigger a fault and wait for iopfd's answer. The
+ * simulator replays the same trace, policy and quota in this process. With
+ * one fault in flight every batch iopfd reads is that one fault, the
+ * simulator's batch, so the two must agree exactly: on every access (which
+ * ones stalled), and on the map calls, evictions and pinned peak.
+ */
+static void replay_against_simulator(const struct trace_case *c) {
+	struct synth_size size = {.pages = c->pages, .accesses = c->accesses};
+	struct trace tr;
+	CHECK(trace_synth(c->trace, &size, &tr) == 0, "no synthetic trace %s", c->trace);
+	struct sim_trace t;
+	int r = sim_trace_prepare(&tr, c->trace, &t);
+	trace_free(&tr);
+	CHECK(r == 0, "preparing %s: %s", c->trace, strerror(-r));
+	const struct sim_policy *pol = sim_policy_find(c->policy);
+	CHECK(pol && sim_policy_is_iopfd(pol), "%s is not an iopfd policy", c->policy);
+	uint64_t quota = t.footprint * c->quota_pct / 100;
+	quota = quota ? quota : 1;
+	CHECK((uint64_t)MOCK_APERTURE_START + ((uint64_t)t.n_pages << 12) <= (uint64_t)MOCK_APERTURE_LAST + 1, "%s is too large", c->trace);
+
+	uint8_t *sim_stalled = calloc(t.n, 1), *kernel_stalled = calloc(t.n, 1);
+	CHECK(sim_stalled && kernel_stalled, "calloc");
+	struct sim_run run = {.t = &t, .policy = pol, .quota_pages = quota, .inflight = 1, .faulted = sim_stalled};
+	struct sim_counts sc;
+	iopf_rcu_register();
+	r = sim_replay(&run, &sc);
+	iopf_rcu_barrier();
+	iopf_rcu_unregister();
+	CHECK(r == 0, "the simulator: %s", strerror(-r));
+
+	/* The trace's universe at the start of the aperture (chunks stay 2 MiB
+	 * aligned), one region per run of chunks as the simulator registers. */
+	struct setup s = {0};
+	s.v = daemon_start();
+	uint32_t ioas = ioas_alloc();
+	fault_alloc(&s.fault_id, &s.fault_fd);
+	s.dev = mock_device(ioas, s.fault_id);
+	s.mem = memfd((size_t)t.n_pages * PG, 0x5a);
+	s.iova = MOCK_APERTURE_START;
+	s.space = create_space_as(s.v, &pol->space, quota * PG, ioas);
+	size_t at = 0;
+	uint32_t first, pages;
+	while (sim_trace_next_region(&t, &at, &first, &pages))
+		OK(iopfc_add_region(s.v, s.space, s.iova + first * PG, pages * PG, s.mem.fd, first * PG, ACC_RW, NULL, &err));
+	OK(iopfc_register_queue(s.v, s.fault_fd, "iommufd", "replay", &s.queue, &err));
+	OK(iopfc_bind(s.v, s.queue, s.dev.idev, IOPFC_PASID_NONE, s.space, &err));
+
+	uint64_t faults = 0, t0 = now_ns();
+	for (size_t i = 0; i < t.n; i++) {
+		uint64_t iova = s.iova + (uint64_t)t.u[i] * PG;
+		const void *uptr = s.mem.va + (size_t)t.u[i] * PG;
+		int m = check_map(&s.dev, iova, PG, uptr);
+		CHECK(m == 0 || m == -EINVAL, "MD_CHECK_MAP: %s", strerror(-m));
+		if (m == 0)
+			continue;
+		kernel_stalled[i] = 1;
+		trigger(&s.dev, 0, sim_write(&t, i) ? WR : RD, iova);
+		await_answer(&s.dev, iova, uptr, s.v, ++faults);
+	}
+	double secs = (double)(now_ns() - t0) / 1e9;
+	sd_json_variant *st = stats(s.v);
+	uint64_t success = iopfc_u64(st, "success"), rejects = iopfc_u64(st, "writeRejects");
+	sd_json_variant *rep;
+	OK(iopfc_call(s.v, "io.iopfd.ListSpaces", NULL, NULL, 0, &rep, &err));
+	sd_json_variant *sp = sd_json_variant_by_index(sd_json_variant_by_key(rep, "spaces"), 0);
+	uint64_t maps = iopfc_u64(sp, "maps"), evictions = iopfc_u64(sp, "evictions"), peak = iopfc_u64(sp, "pinnedPeak");
+	size_t n = t.n, diff = n;
+	for (size_t i = 0; i < n && diff == n; i++)
+		if (sim_stalled[i] != kernel_stalled[i])
+			diff = i;
+	bool kernel_only = diff < n && kernel_stalled[diff];
+	free(sim_stalled);
+	free(kernel_stalled);
+	sim_trace_free(&t);
+	printf("# replay %s (%s, quota %u%% = %lu pages, N=1, %zu accesses, %.1f s): kernel faults %lu maps %lu "
+	       "evictions %lu peak %lu pages | simulator faults %lu maps %lu evictions %lu peak %lu pages\n",
+	       c->trace, c->policy, c->quota_pct, (unsigned long)quota, n, secs, (unsigned long)faults,
+	       (unsigned long)maps, (unsigned long)evictions, (unsigned long)(peak / PG), (unsigned long)sc.faults,
+	       (unsigned long)sc.maps, (unsigned long)sc.evictions, (unsigned long)(sc.pinned_peak / PG));
+	CHECK(success == faults, "%lu of %lu faults answered SUCCESS", (unsigned long)success, (unsigned long)faults);
+	CHECK(rejects == 0, "the kernel refused responses");
+	CHECK(diff == n, "%s: from access %zu on the kernel and the simulator differ (it stalled in the %s only)",
+	      c->trace, diff, kernel_only ? "kernel" : "simulator");
+	CHECK(faults == sc.faults && maps == sc.maps && evictions == sc.evictions && peak == sc.pinned_peak,
+	      "%s: the kernel's counts are not the simulator's", c->trace);
+	teardown_one(&s);
+}
+
+/* Two traces, each under two policies, small enough for TCG: sequential
+ * sweeps over twice and four times the quota (adaptive windows, fixed
+ * 64 KiB windows), and a Zipf working set (the default one page per fault
+ * with clock eviction; adaptive windows with density and 2q eviction). */
+static void trace_replay(void) {
+	static const struct trace_case cases[] = {
+		{"seq", 256, 2048, "adaptive", 50},
+		{"seq", 256, 2048, "window-64k", 25},
+		{"zipf", 512, 4096, "default", 50},
+		{"zipf", 512, 4096, "adaptive-2q", 25},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		replay_against_simulator(&cases[i]);
 }
 
 /* --- under systemd ---------------------------------------------------------------------------- */
@@ -1989,6 +2166,7 @@ static const struct scenario scenarios[] = {
 	{"client_exit_while_stopped_hands_back_backlog", client_exit_stopped_hands_back},
 	{"figures", figures},
 	{"service_time", service_time},
+	{"trace_replay_matches_simulator", trace_replay},
 };
 
 int main(int argc, char **argv) {
