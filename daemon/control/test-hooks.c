@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,16 @@ int test_hooks_setup(struct manager *m) {
 		r = sd_event_add_signal(m->event, NULL, SIGUSR1 | SD_EVENT_SIGNAL_PROCMASK, on_die_answering_request, m);
 	if (r < 0)
 		return log_error_errno(r, "Failed to watch the fault-injection signals: %m");
+	/* Not injection but instrumentation: an inherited eventfd told of
+	 * every write of answers. */
+	const char *efd = getenv("IOPFD_TEST_ANSWERED_EVENTFD");
+	if (efd) {
+		char *end;
+		long fd = strtol(efd, &end, 10);
+		if (*end || fd < 3 || fd > 65535 || fcntl((int)fd, F_SETFD, FD_CLOEXEC) < 0)
+			return log_error_errno(-EBADF, "IOPFD_TEST_ANSWERED_EVENTFD=%s is no open fd", efd);
+		iopf_test_answered_fd = (int)fd;
+	}
 	return 0;
 }
 

@@ -8,6 +8,11 @@
 #include "carry.h"
 #include "rcu.h"
 #include "shared/time-util.h"
+#include "test-hooks.h"
+
+#if IOPFD_TEST_HOOKS
+int iopf_test_answered_fd = -1;
+#endif
 
 int iopf_answerer_init(struct iopf_answerer *a, struct iopf_bindings *b, size_t max_bytes, uint32_t max_group_faults,
                        struct iopf_counters *c, struct iopf_hist *service) {
@@ -65,6 +70,12 @@ static void answer_slice(struct answering *s, size_t end, bool last) {
 #endif
 	if (s->n && s->wr == 0)
 		s->wr = q->ops->respond(q, s->a->resp, s->n, s->a->c);
+#if IOPFD_TEST_HOOKS
+	if (s->n && iopf_test_answered_fd >= 0) {
+		uint64_t v = s->n;
+		(void)!write(iopf_test_answered_fd, &v, sizeof(v));
+	}
+#endif
 	/* Whatever the peer did not take is journaled before the slice is done. */
 	if (!iopf_backlog_empty(q) || q->backlog.slot >= 0)
 		iopf_backlog_mirror(q, s->jw, s->a->c);
