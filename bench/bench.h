@@ -22,6 +22,7 @@ enum bench_mode {
 	MODE_PINGPONG,    /* the do-nothing handler, one queue, one group in flight: the latency floor */
 	MODE_MLOCK_FLOOR, /* mlock/munlock of the same windows in a tight loop */
 	MODE_DAEMON,      /* a real iopfd over its Varlink socket */
+	MODE_IOPFD_POLL,  /* the engine with busy polling (busy_poll_ns) */
 	_MODE_MAX,
 };
 
@@ -39,6 +40,10 @@ struct bench_cfg {
 	uint64_t seed;
 	enum iopf_backend_kind backend;
 	uint64_t quota, window;
+	uint64_t busy_poll_ns; /* iopfd-poll: how long a worker polls before it sleeps */
+	/* The emulator's thread and the handler's threads each on a CPU of
+	 * their own (busy polling needs one); -1: wherever the kernel puts them. */
+	int cpu_emu, cpu_handler;
 	unsigned modes; /* 1 << enum bench_mode */
 	/* daemon mode */
 	const char *socket, *spawn, *then;
@@ -56,6 +61,7 @@ struct bench_result {
 	double emu_cpu, handler_cpu;
 	uint64_t groups, faults, invalid, violations;
 	uint64_t syscalls; /* the handler's reads + writes + epoll_waits (0: not counted) */
+	uint64_t polls;    /* iopfd: busy-poll rounds that found nothing */
 	struct iopf_hist lat;
 	/* mlock backend (iopfd) and the mlock floor */
 	uint64_t maps, unmaps, mapped_bytes;

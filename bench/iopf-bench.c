@@ -13,6 +13,8 @@
  *                batch, no lookup): the transport's throughput floor;
  *   pingpong     the do-nothing handler with one queue and one group in
  *                flight: the transport's latency floor;
+ *   iopfd-poll   the engine with busy polling (--busy-poll-us), for hosts
+ *                that give fault handling cores of their own;
  *   mlock-floor  (with --backend mlock and iopfd) mlock/munlock of the same
  *                windows of the same mapping in a tight loop;
  *   daemon       a real iopfd process through its Varlink socket (--socket
@@ -33,6 +35,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,12 +54,13 @@
 #include "engine/engine.h"
 #include "engine/resolve.h"
 #include "engine/space-internal.h"
+#include "control/config.h"
 
 /* The names --modes takes and the table and the JSON show. */
 static const char *const bench_mode_name[_MODE_MAX] = {
 	[MODE_IOPFD] = "iopfd",      [MODE_NAIVE] = "naive",       [MODE_PERQUEUE] = "perqueue",
 	[MODE_ECHO] = "echo",        [MODE_PINGPONG] = "pingpong", [MODE_MLOCK_FLOOR] = "mlock-floor",
-	[MODE_DAEMON] = "daemon",
+	[MODE_DAEMON] = "daemon",    [MODE_IOPFD_POLL] = "iopfd-poll",
 };
 
 static bool has_mode(const struct bench_cfg *c, enum bench_mode m) {
@@ -77,10 +81,15 @@ static uint64_t backend_window(const struct bench_cfg *c) {
 	return p2 * 4096;
 }
 
-/* floor: when not NULL (mlock backend), also measure the mlock floor on the
- * same mapping once the engine is done with it. */
-static void run_engine(const struct bench_cfg *c, struct bench_result *res, struct bench_result *floor) {
-	struct iopf_engine_config ec = {.workers = c->workers};
+/* The engine as the daemon configures it by default (answer slices), with
+ * busy polling for iopfd-poll. floor: when not NULL (mlock backend), also
+ * measure the mlock floor on the same mapping once the engine is done with
+ * it. */
+static void run_engine(const struct bench_cfg *c, bool poll, struct bench_result *res, struct bench_result *floor) {
+	struct iopf_engine_config ec = {
+		.workers = c->workers, .slice_groups = IOPFD_ANSWER_SLICE_GROUPS,
+		.slice_ns = IOPFD_ANSWER_SLICE_USEC * 1000ull, .busy_poll_ns = poll ? c->busy_poll_ns : 0,
+	};
 	struct iopf_engine *e;
 	int r = iopf_engine_new(&ec, &e);
 	if (r < 0)
@@ -102,8 +111,11 @@ static void run_engine(const struct bench_cfg *c, struct bench_result *res, stru
 	iopf_engine_counters(e, &after);
 	iopf_space_get_stats(l.space, &sa);
 	bench_load_collect(c, &l, res);
+	/* Busy polling's empty rounds (epoll_wait without a timeout) are
+	 * counted apart, in polls: the CPU figures show what they cost. */
 	res->syscalls = (after.reads - before.reads) + (after.writes - before.writes) +
 	                (after.epoll_waits - before.epoll_waits);
+	res->polls = after.polls - before.polls;
 	res->maps = sa.maps - sb.maps;
 	res->unmaps = sa.unmaps - sb.unmaps;
 	res->mapped_bytes = sa.mapped_bytes - sb.mapped_bytes;
@@ -336,9 +348,14 @@ static struct bench_cfg pingpong_cfg(const struct bench_cfg *c) {
 static void run_mode(const struct bench_cfg *c, enum bench_mode m, struct bench_result *res) {
 	memset(res, 0, sizeof(*res));
 	res->mode = m;
+	/* The handler's threads start on its CPU (they inherit it); the
+	 * emulator moves to its own once they exist (bench_load_drive). */
+	if (c->cpu_handler >= 0)
+		bench_pin(c->cpu_handler);
 	switch (m) {
 	case MODE_IOPFD:
-		run_engine(c, res, NULL);
+	case MODE_IOPFD_POLL:
+		run_engine(c, m == MODE_IOPFD_POLL, res, NULL);
 		break;
 	case MODE_NAIVE:
 		bench_run_naive(c, res);
@@ -361,6 +378,8 @@ static void run_mode(const struct bench_cfg *c, enum bench_mode m, struct bench_
 	case _MODE_MAX:
 		break;
 	}
+	if (c->cpu_handler >= 0 || c->cpu_emu >= 0)
+		bench_pin(-1);
 }
 
 /* --- output --------------------------------------------------------------------------------- */
@@ -499,7 +518,7 @@ static void json_load(FILE *f, const struct bench_cfg *c) {
 	        (unsigned long)c->pages, iopf_backend_kind_to_string(c->backend), (unsigned long)c->quota,
 	        (unsigned long)c->window, c->rate > 0 ? "open" : "closed");
 	json_num(f, c->rate);
-	fprintf(f, ",\"duration_ms\":%u", c->duration_ms);
+	fprintf(f, ",\"duration_ms\":%u,\"pinned\":%s", c->duration_ms, c->cpu_emu >= 0 ? "true" : "false");
 }
 
 /* A latency CDF as [microseconds, fraction] points, for bench/report. */
@@ -573,6 +592,11 @@ static void json_result(FILE *f, const struct bench_cfg *c, const struct bench_r
 		        (unsigned long)r->unmaps);
 		json_num(f, maps_rate(r));
 	}
+	if (r->mode == MODE_IOPFD_POLL) {
+		fputs(",\"busy_poll_us\":", f);
+		json_num(f, c->busy_poll_ns / 1e3);
+		fprintf(f, ",\"polls\":%lu", (unsigned long)r->polls);
+	}
 	fprintf(f, ",\"violations\":%lu", (unsigned long)r->violations);
 	if (cdf) {
 		fputs(",\"cdf\":", f);
@@ -582,21 +606,26 @@ static void json_result(FILE *f, const struct bench_cfg *c, const struct bench_r
 }
 
 static void table_header(FILE *f) {
-	fprintf(f, "%-14s %-12s %-14s %12s %9s %9s %9s %9s %5s %9s %8s\n", "scenario", "mode", "load", "groups/s",
+	fprintf(f, "%-14s %-12s %-22s %12s %9s %9s %9s %9s %5s %9s %8s\n", "scenario", "mode", "load", "groups/s",
 	        "sys/group", "p50 us", "p99 us", "p99.9 us", "viol", "busy e/h", "h us/g");
 }
 
 static void table_row(FILE *f, const struct bench_cfg *c, const struct bench_result *r) {
 	char load[48];
 	if (r->mode == MODE_MLOCK_FLOOR) {
-		fprintf(f, "%-14s %-12s %-14s %12s %9s %9s %9s %9s %5s %9s %8s  %.0f mlock+munlock/s of %lu KiB\n",
+		fprintf(f, "%-14s %-12s %-22s %12s %9s %9s %9s %9s %5s %9s %8s  %.0f mlock+munlock/s of %lu KiB\n",
 		        c->scenario ? c->scenario : "-", "mlock-floor", "-", "-", "-", "-", "-", "-", "0", "-", "-",
 		        maps_rate(r), (unsigned long)(r->window_bytes >> 10));
 		return;
 	}
 	struct bench_cfg s = r->mode == MODE_PINGPONG ? pingpong_cfg(c) : *c;
-	snprintf(load, sizeof(load), "%ux%u%s%s", s.queues * s.devices, s.outstanding, s.rate > 0 ? " open" : "",
-	         s.backend == IOPF_BACKEND_MLOCK ? " mlock" : "");
+	char rate[24] = "";
+	if (s.rate >= 1e6)
+		snprintf(rate, sizeof(rate), " open %.2fM", s.rate / 1e6);
+	else if (s.rate > 0)
+		snprintf(rate, sizeof(rate), " open %.1fk", s.rate / 1e3);
+	snprintf(load, sizeof(load), "%ux%u%s%s%s", s.queues * s.devices, s.outstanding, rate,
+	         s.backend == IOPF_BACKEND_MLOCK ? " mlock" : "", s.cpu_emu >= 0 ? " pin" : "");
 	char sys[16];
 	if (r->syscalls)
 		snprintf(sys, sizeof(sys), "%.4f", spg(r));
@@ -610,7 +639,7 @@ static void table_row(FILE *f, const struct bench_cfg *c, const struct bench_res
 		         100 * r->emu_cpu / r->seconds, 100 * r->handler_cpu / r->seconds);
 	if (r->groups && r->mode != MODE_DAEMON)
 		snprintf(hus, sizeof(hus), "%.3f", r->handler_cpu * 1e6 / (double)r->groups);
-	fprintf(f, "%-14s %-12s %-14s %12.0f %9s %9.1f %9.1f %9.1f %5lu %9s %8s", c->scenario ? c->scenario : "-",
+	fprintf(f, "%-14s %-12s %-22s %12.0f %9s %9.1f %9.1f %9.1f %5lu %9s %8s", c->scenario ? c->scenario : "-",
 	        bench_mode_name[r->mode], load, rate_of(r), sys, pct_us(r, 0.5), pct_us(r, 0.99), pct_us(r, 0.999),
 	        (unsigned long)r->violations, busy, hus);
 	if (r->mode == MODE_IOPFD && c->backend == IOPF_BACKEND_MLOCK)
@@ -627,22 +656,75 @@ struct run_rec {
 	struct bench_result r;
 };
 
+struct target {
+	char *key;  /* the SUMMARY line's name for it */
+	char *name; /* what the table says */
+	double measured, goal; /* measured: NAN when it could not be measured */
+	bool at_least;         /* measured >= goal; else measured <= goal */
+	bool report_only;
+	const char *unit;
+};
+
+/*
+ * The open-loop knee of one shape of load: the highest offered rate at
+ * which a handler's p99 stays under KNEE_FACTOR times the do-nothing
+ * handler's p50 at a low load (KNEE_LOW_RATE). iopfd is held to the same
+ * bound as the do-nothing handler, so that its knee is the load up to
+ * which it keeps the tail the floor keeps.
+ */
+#define KNEE_FACTOR 10
+#define KNEE_LOW_RATE 5000.0
+#define KNEE_MAX_RATE 16e6
+#define KNEE_RUN_MS 500
+
+enum { KNEE_ECHO, KNEE_IOPFD, _KNEE_MAX };
+
+struct knee {
+	char shape[24]; /* "64x32": queues x groups outstanding per queue */
+	unsigned queues, outstanding;
+	double low_rate, p50_low_us, limit_us;
+	double rate[_KNEE_MAX];     /* the knee, groups/s; 0: over the limit at the low load already */
+	bool open_ended[_KNEE_MAX]; /* still under the limit at the highest rate tried */
+};
+
+/* Both handlers at a fraction of the do-nothing handler's knee. */
+struct lat_point {
+	const struct knee *k;
+	double fraction, rate;
+	struct bench_result iopfd, echo;
+};
+
 struct suite {
 	FILE *out; /* the table */
 	unsigned repeat;
+	bool quick;
 	struct run_rec *runs; /* the runs kept */
 	size_t n, cap;
 	unsigned n_runs;     /* every run made, kept or not */
 	uint64_t violations; /* over every run made */
 	struct idle_mem idle;
+	struct target *tg;
+	size_t n_tg, cap_tg;
+	struct knee knees[3];
+	size_t n_knees;
+	struct lat_point *points;
+	size_t n_points;
+	/* busy polling, at 10 % of the one-queue knee */
+	double poll_rate;
+	struct bench_result poll[3]; /* iopfd-poll, iopfd, pingpong */
 };
+
+static void *xrealloc(void *p, size_t n) {
+	p = realloc(p, n);
+	if (!p)
+		bench_die("suite", -ENOMEM);
+	return p;
+}
 
 static struct bench_result *suite_add(struct suite *s, const struct bench_cfg *c, const struct bench_result *r) {
 	if (s->n == s->cap) {
 		s->cap = s->cap ? 2 * s->cap : 32;
-		s->runs = realloc(s->runs, s->cap * sizeof(*s->runs));
-		if (!s->runs)
-			bench_die("suite", -ENOMEM);
+		s->runs = xrealloc(s->runs, s->cap * sizeof(*s->runs));
 	}
 	s->runs[s->n] = (struct run_rec){.c = *c, .r = *r};
 	table_row(s->out, c, r);
@@ -650,18 +732,39 @@ static struct bench_result *suite_add(struct suite *s, const struct bench_cfg *c
 	return &s->runs[s->n++].r;
 }
 
-static struct bench_result suite_run(struct suite *s, const struct bench_cfg *c, enum bench_mode m) {
-	struct bench_result r;
-	run_mode(c, m, &r);
-	s->n_runs++;
-	s->violations += r.violations;
-	suite_add(s, c, &r);
-	return r;
+static void __attribute__((format(printf, 7, 8)))
+target_add(struct suite *s, const char *key, double measured, double goal, int op, const char *unit, const char *fmt,
+           ...) {
+	if (s->n_tg == s->cap_tg) {
+		s->cap_tg = s->cap_tg ? 2 * s->cap_tg : 32;
+		s->tg = xrealloc(s->tg, s->cap_tg * sizeof(*s->tg));
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	char *name = NULL;
+	if (vasprintf(&name, fmt, ap) < 0)
+		bench_die("suite", -ENOMEM);
+	va_end(ap);
+	char *k = strdup(key);
+	if (!k)
+		bench_die("suite", -ENOMEM);
+	/* op: '>' at least, '<' at most, 0 reported only */
+	s->tg[s->n_tg++] = (struct target){.key = k, .name = name, .measured = measured, .goal = goal,
+	                                   .at_least = op == '>', .report_only = op == 0, .unit = unit};
+}
+
+static bool target_met(const struct target *t) {
+	if (t->report_only)
+		return true;
+	if (isnan(t->measured))
+		return false;
+	return t->at_least ? t->measured >= t->goal : t->measured <= t->goal;
 }
 
 /* What makes one run of a mode better than another. */
 enum best {
 	BEST_RATE,     /* more groups/s */
+	BEST_P50,      /* lower median latency */
 	BEST_P99,      /* lower p99 latency */
 	BEST_MAPS,     /* more maps/s (mlock) */
 	BEST_SYSCALLS, /* fewer system calls per group */
@@ -671,6 +774,8 @@ static bool better(enum best how, const struct bench_result *a, const struct ben
 	if (!b->ran)
 		return true;
 	switch (how) {
+	case BEST_P50:
+		return pct_us(a, 0.5) < pct_us(b, 0.5);
 	case BEST_P99:
 		return pct_us(a, 0.99) < pct_us(b, 0.99);
 	case BEST_MAPS:
@@ -683,15 +788,20 @@ static bool better(enum best how, const struct bench_result *a, const struct ben
 	}
 }
 
+/* One mode on one load, within a round of interleaved runs. */
+struct trial {
+	const struct bench_cfg *c;
+	enum bench_mode m;
+};
+
 /*
- * Each mode s->repeat times, interleaved, keeping each mode's best run. On
- * a shared machine other work only ever makes a run slower, so the best of
- * a few is the closest to what the code can do, and interleaving lets a
- * slow spell hit every mode alike rather than one. Violations count over
+ * Each trial s->repeat times, interleaved, keeping each trial's best run.
+ * On a shared machine other work only ever makes a run slower, so the best
+ * of a few is the closest to what the code can do, and interleaving lets a
+ * slow spell hit every trial alike rather than one. Violations count over
  * every run.
  */
-static void suite_best(struct suite *s, const struct bench_cfg *c, const enum bench_mode *modes, size_t n,
-                       enum best how, struct bench_result *best) {
+static void suite_best_of(struct suite *s, const struct trial *t, size_t n, enum best how, struct bench_result *best) {
 	for (size_t i = 0; i < n; i++)
 		memset(&best[i], 0, sizeof(best[i]));
 	struct bench_result *r = malloc(sizeof(*r));
@@ -699,7 +809,7 @@ static void suite_best(struct suite *s, const struct bench_cfg *c, const enum be
 		bench_die("suite", -ENOMEM);
 	for (unsigned rep = 0; rep < s->repeat; rep++)
 		for (size_t i = 0; i < n; i++) {
-			run_mode(c, modes[i], r);
+			run_mode(t[i].c, t[i].m, r);
 			s->n_runs++;
 			s->violations += r->violations;
 			if (better(how, r, &best[i]))
@@ -707,25 +817,202 @@ static void suite_best(struct suite *s, const struct bench_cfg *c, const enum be
 		}
 	free(r);
 	for (size_t i = 0; i < n; i++)
-		suite_add(s, c, &best[i]);
+		suite_add(s, t[i].c, &best[i]);
 }
 
-struct target {
-	const char *name;
-	double measured, goal;
-	bool at_least; /* measured >= goal; else measured <= goal */
-	bool report_only;
-	const char *unit;
-};
+/* The same, every mode on one load. */
+static void suite_best(struct suite *s, const struct bench_cfg *c, const enum bench_mode *modes, size_t n,
+                       enum best how, struct bench_result *best) {
+	struct trial t[8];
+	if (n > 8)
+		bench_die("suite: too many modes at once", -EINVAL);
+	for (size_t i = 0; i < n; i++)
+		t[i] = (struct trial){c, modes[i]};
+	suite_best_of(s, t, n, how, best);
+}
 
-static bool target_met(const struct target *t) {
-	if (t->report_only)
-		return true;
-	return t->at_least ? t->measured >= t->goal : t->measured <= t->goal;
+static bool under_limit(const struct knee *k, const struct bench_result *r) {
+	return pct_us(r, 0.99) <= k->limit_us;
+}
+
+/*
+ * The knee of both handlers on one shape: the low load first (its p50
+ * sets the limit), then the offered rate up in steps until each handler's
+ * p99 is over the limit, then a few bisections (geometric) between the
+ * last rate under it and the first over it. Every rate tried is a point of
+ * the curve of latency against offered load.
+ */
+static void find_knee(struct suite *s, const struct bench_cfg *base, unsigned queues, unsigned outstanding,
+                      struct knee *k) {
+	static const enum bench_mode modes[_KNEE_MAX] = {[KNEE_ECHO] = MODE_ECHO, [KNEE_IOPFD] = MODE_IOPFD};
+	*k = (struct knee){.queues = queues, .outstanding = outstanding, .low_rate = KNEE_LOW_RATE};
+	snprintf(k->shape, sizeof(k->shape), "%ux%u", queues, outstanding);
+	struct bench_cfg c = *base;
+	c.scenario = "knee";
+	c.queues = queues;
+	c.outstanding = outstanding;
+	c.duration_ms = KNEE_RUN_MS;
+	c.rate = KNEE_LOW_RATE;
+	struct bench_result b[_KNEE_MAX];
+	suite_best(s, &c, modes, _KNEE_MAX, BEST_P50, b);
+	k->p50_low_us = pct_us(&b[KNEE_ECHO], 0.5);
+	k->limit_us = KNEE_FACTOR * k->p50_low_us;
+	double pass[_KNEE_MAX] = {0}, fail[_KNEE_MAX] = {0};
+	for (int h = 0; h < _KNEE_MAX; h++)
+		*(under_limit(k, &b[h]) ? &pass[h] : &fail[h]) = c.rate;
+
+	struct trial t[_KNEE_MAX];
+	int idx[_KNEE_MAX];
+	double step = s->quick ? 4 : 2;
+	for (double r = KNEE_LOW_RATE * step; r <= KNEE_MAX_RATE; r *= step) {
+		size_t n = 0;
+		c.rate = r;
+		for (int h = 0; h < _KNEE_MAX; h++)
+			if (!fail[h]) {
+				t[n] = (struct trial){&c, modes[h]};
+				idx[n++] = h;
+			}
+		if (!n)
+			break;
+		suite_best_of(s, t, n, BEST_P99, b);
+		for (size_t i = 0; i < n; i++)
+			*(under_limit(k, &b[i]) ? &pass[idx[i]] : &fail[idx[i]]) = r;
+	}
+	struct bench_cfg at[_KNEE_MAX];
+	for (unsigned j = 0; j < (s->quick ? 0u : 3u); j++) {
+		size_t n = 0;
+		for (int h = 0; h < _KNEE_MAX; h++)
+			if (pass[h] > 0 && fail[h] > 0) {
+				at[h] = c;
+				at[h].rate = sqrt(pass[h] * fail[h]);
+				t[n] = (struct trial){&at[h], modes[h]};
+				idx[n++] = h;
+			}
+		if (!n)
+			break;
+		suite_best_of(s, t, n, BEST_P99, b);
+		for (size_t i = 0; i < n; i++)
+			*(under_limit(k, &b[i]) ? &pass[idx[i]] : &fail[idx[i]]) = t[i].c->rate;
+	}
+	for (int h = 0; h < _KNEE_MAX; h++) {
+		k->rate[h] = pass[h];
+		k->open_ended[h] = !fail[h];
+	}
+	fprintf(s->out, "%-14s %s: limit %.1f us (%d x the do-nothing p50 at %.0f/s); knee: do-nothing %.0f/s%s, iopfd "
+	                "%.0f/s%s\n",
+	        "knee", k->shape, k->limit_us, KNEE_FACTOR, k->low_rate, k->rate[KNEE_ECHO],
+	        k->open_ended[KNEE_ECHO] ? " (or more)" : "", k->rate[KNEE_IOPFD],
+	        k->open_ended[KNEE_IOPFD] ? " (or more)" : "");
+}
+
+static const char *kilo(double v, char *buf, size_t n) {
+	if (v >= 1e6)
+		snprintf(buf, n, "%.2f M", v / 1e6);
+	else if (v >= 1e3)
+		snprintf(buf, n, "%.1f k", v / 1e3);
+	else
+		snprintf(buf, n, "%.0f", v);
+	return buf;
+}
+
+/* The knee, its targets, and iopfd against the do-nothing handler at 10,
+ * 25 and 50 % of it. */
+static void latency_shape(struct suite *s, const struct bench_cfg *base, unsigned queues, unsigned outstanding,
+                          unsigned run_ms) {
+	struct knee *k = &s->knees[s->n_knees++];
+	find_knee(s, base, queues, outstanding, k);
+	char key[64], b1[32], b2[32];
+	snprintf(key, sizeof(key), "knee_do_nothing_%s", k->shape);
+	target_add(s, key, k->rate[KNEE_ECHO], 0, 0, "groups/s",
+	           "open loop %s: the do-nothing handler's knee (p99 <= %.1f us = %dx its p50 at %s/s)%s", k->shape,
+	           k->limit_us, KNEE_FACTOR, kilo(k->low_rate, b1, sizeof(b1)),
+	           k->open_ended[KNEE_ECHO] ? ", or more" : "");
+	snprintf(key, sizeof(key), "knee_iopfd_%s", k->shape);
+	target_add(s, key, k->rate[KNEE_IOPFD], 0, 0, "groups/s", "open loop %s: iopfd's knee (the same limit)%s",
+	           k->shape, k->open_ended[KNEE_IOPFD] ? ", or more" : "");
+	snprintf(key, sizeof(key), "knee_ratio_%s", k->shape);
+	target_add(s, key, k->rate[KNEE_ECHO] > 0 ? k->rate[KNEE_IOPFD] / k->rate[KNEE_ECHO] : NAN, 0.9, '>', "x",
+	           "open loop %s: iopfd's knee / the do-nothing handler's", k->shape);
+
+	static const double fractions[] = {0.10, 0.25, 0.50};
+	static const enum bench_mode modes[] = {MODE_IOPFD, MODE_ECHO};
+	for (size_t i = 0; i < sizeof(fractions) / sizeof(fractions[0]); i++) {
+		snprintf(key, sizeof(key), "p99_ratio_%s_%.0f", k->shape, 100 * fractions[i]);
+		if (k->rate[KNEE_ECHO] <= 0) {
+			target_add(s, key, NAN, 1.25, '<', "x",
+			           "open loop %s at %.0f%% of the knee: not measured (no knee)", k->shape, 100 * fractions[i]);
+			continue;
+		}
+		struct bench_cfg c = *base;
+		c.scenario = "latency";
+		c.queues = queues;
+		c.outstanding = outstanding;
+		c.duration_ms = run_ms;
+		c.rate = fractions[i] * k->rate[KNEE_ECHO];
+		struct bench_result b[2];
+		suite_best(s, &c, modes, 2, BEST_P99, b);
+		s->points = xrealloc(s->points, (s->n_points + 1) * sizeof(*s->points));
+		s->points[s->n_points++] =
+			(struct lat_point){.k = k, .fraction = fractions[i], .rate = c.rate, .iopfd = b[0], .echo = b[1]};
+		target_add(s, key, ratio(pct_us(&b[0], 0.99), pct_us(&b[1], 0.99)), 1.25, '<', "x",
+		           "open loop %s at %.0f%% of the knee (%s/s): iopfd p99 / do-nothing p99 (%.0f vs %.0f us)",
+		           k->shape, 100 * fractions[i], kilo(c.rate, b2, sizeof(b2)), pct_us(&b[0], 0.99),
+		           pct_us(&b[1], 0.99));
+	}
+}
+
+/* Busy polling on one queue, the emulator and the handler each on a CPU
+ * of their own: at 10 % of the one-queue knee against blocking mode and
+ * the ping-pong floor; then one queue, 8 outstanding, closed loop, against
+ * the naive handler. */
+static void busy_polling(struct suite *s, const struct bench_cfg *base, const struct knee *k1, unsigned run_ms) {
+	struct bench_cfg c = *base;
+	bool pin = sysconf(_SC_NPROCESSORS_ONLN) >= 2;
+	c.cpu_emu = pin ? 0 : -1;
+	c.cpu_handler = pin ? 1 : -1;
+	c.queues = 1;
+	c.duration_ms = run_ms;
+	c.scenario = "busy-poll";
+	c.outstanding = 32;
+	c.rate = k1->rate[KNEE_ECHO] > 0 ? 0.10 * k1->rate[KNEE_ECHO] : KNEE_LOW_RATE;
+	s->poll_rate = c.rate;
+	static const enum bench_mode lat_modes[] = {MODE_IOPFD_POLL, MODE_IOPFD, MODE_PINGPONG};
+	struct bench_result *b = s->poll;
+	suite_best(s, &c, lat_modes, 3, BEST_P99, b);
+	const struct bench_result *poll = &b[0], *blocking = &b[1], *floor_pp = &b[2];
+	char r1[32];
+	target_add(s, "busy_p50_vs_floor", ratio(pct_us(poll, 0.5), pct_us(floor_pp, 0.5)), 0.5, '<', "x",
+	           "busy poll 1x32 open at 10%% of the knee (%s/s), pinned: iopfd p50 / ping-pong floor p50 "
+	           "(%.1f vs %.1f us)",
+	           kilo(c.rate, r1, sizeof(r1)), pct_us(poll, 0.5), pct_us(floor_pp, 0.5));
+	target_add(s, "busy_p99_vs_floor", ratio(pct_us(poll, 0.99), pct_us(floor_pp, 0.99)), 1.0, '<', "x",
+	           "busy poll, the same: iopfd p99 / ping-pong floor p99 (%.1f vs %.1f us)", pct_us(poll, 0.99),
+	           pct_us(floor_pp, 0.99));
+	target_add(s, "blocking_p50_vs_floor", ratio(pct_us(blocking, 0.5), pct_us(floor_pp, 0.5)), 0, 0, "x",
+	           "blocking iopfd, the same load: p50 / floor p50 (%.1f us; p99 %.1f us, %.2fx the floor's)",
+	           pct_us(blocking, 0.5), pct_us(blocking, 0.99), ratio(pct_us(blocking, 0.99), pct_us(floor_pp, 0.99)));
+	target_add(s, "busy_cpu", poll->seconds > 0 ? poll->handler_cpu / poll->seconds : 0, 0, 0, "CPUs",
+	           "busy poll: CPU the worker burns (blocking: %.3f; busy-poll budget %.0f us)",
+	           blocking->seconds > 0 ? blocking->handler_cpu / blocking->seconds : 0, c.busy_poll_ns / 1e3);
+
+	c.scenario = "one-queue";
+	c.outstanding = 8;
+	c.rate = 0;
+	static const enum bench_mode thr_modes[] = {MODE_IOPFD_POLL, MODE_NAIVE, MODE_IOPFD, MODE_ECHO};
+	struct bench_result t[4];
+	suite_best(s, &c, thr_modes, 4, BEST_RATE, t);
+	target_add(s, "poll_vs_naive_1x8", ratio(rate_of(&t[0]), rate_of(&t[1])), 1.0, '>', "x",
+	           "one queue x 8 outstanding, closed loop, pinned: busy-polling iopfd / naive (groups/s, %.0f vs %.0f; "
+	           "CPU %.2f vs %.2f)",
+	           rate_of(&t[0]), rate_of(&t[1]), t[0].seconds > 0 ? t[0].handler_cpu / t[0].seconds : 0,
+	           t[1].seconds > 0 ? t[1].handler_cpu / t[1].seconds : 0);
+	target_add(s, "blocking_vs_naive_1x8", ratio(rate_of(&t[2]), rate_of(&t[1])), 0, 0, "x",
+	           "the same, blocking iopfd / naive (do-nothing handler / naive: %.2f)",
+	           ratio(rate_of(&t[3]), rate_of(&t[1])));
 }
 
 static int run_suite(const struct bench_cfg *defaults, bool quick, unsigned repeat, FILE *json, FILE *tab) {
-	struct suite s = {.out = tab, .repeat = repeat ? repeat : quick ? 1 : 3};
+	struct suite s = {.out = tab, .repeat = repeat ? repeat : quick ? 1 : 3, .quick = quick};
 	unsigned d = quick ? 1000 : 2000;
 	struct machine mach;
 	machine_get(&mach);
@@ -754,6 +1041,7 @@ static int run_suite(const struct bench_cfg *defaults, bool quick, unsigned repe
 	base.window = 0;
 	base.rate = 0;
 	base.duration_ms = d;
+	base.cpu_emu = base.cpu_handler = -1;
 
 	/* 1. Throughput against the handlers people write. */
 	struct bench_cfg c = base;
@@ -762,67 +1050,38 @@ static int run_suite(const struct bench_cfg *defaults, bool quick, unsigned repe
 	struct bench_result thr[4];
 	suite_best(&s, &c, thr_modes, 4, BEST_RATE, thr);
 	const struct bench_result *t_iopfd = &thr[0], *t_naive = &thr[1], *t_pq = &thr[2];
+	target_add(&s, "ratio", ratio(rate_of(t_iopfd), rate_of(t_naive)), 10, '>', "x",
+	           "throughput 64x32 none 1 worker: iopfd / naive (groups/s)");
+	target_add(&s, "perqueue_ratio", ratio(rate_of(t_iopfd), rate_of(t_pq)), 3, '>', "x",
+	           "throughput 64x32 none 1 worker: iopfd / perqueue-thread (groups/s)");
 
-	/* 2. System calls per group with deeper queues. */
+	/* 2. System calls per group with deeper queues, answer slices as the
+	 * daemon sets them by default. */
 	c = base;
 	c.scenario = "syscalls";
 	c.outstanding = 64;
 	static const enum bench_mode iopfd_only[] = {MODE_IOPFD};
 	struct bench_result sys64;
 	suite_best(&s, &c, iopfd_only, 1, BEST_SYSCALLS, &sys64);
+	target_add(&s, "syscalls_per_group_64x64", spg(&sys64), 0.05, '<', "syscalls",
+	           "syscalls per group at 64x64 (reads+writes+epoll_wait; answer slices %u groups / %u us)",
+	           IOPFD_ANSWER_SLICE_GROUPS, IOPFD_ANSWER_SLICE_USEC);
 
-	/* 3. Latency: the transport's ping-pong floor, then iopfd open loop at
-	 * half the rate it saturated at (closed loop) on the same load, with
-	 * the do-nothing handler at that rate as well: on the standard load,
-	 * and on a single queue, where the emulator need not batch to keep up
-	 * (at 64 queues it cannot send each group alone at these rates, and
-	 * what it batches waits). */
-	c = base;
-	c.scenario = "latency";
-	static const enum bench_mode pp_mode[] = {MODE_PINGPONG};
-	static const enum bench_mode open_modes[] = {MODE_IOPFD, MODE_ECHO};
-	struct bench_result floor_pp, lat[2], lat1[2], sat1;
-	suite_best(&s, &c, pp_mode, 1, BEST_P99, &floor_pp);
-	c.rate = rate_of(t_iopfd) / 2;
-	suite_best(&s, &c, open_modes, 2, BEST_P99, lat);
-	c = base;
-	c.scenario = "latency-1q";
-	c.queues = 1;
-	suite_best(&s, &c, iopfd_only, 1, BEST_RATE, &sat1);
-	c.rate = rate_of(&sat1) / 2;
-	suite_best(&s, &c, open_modes, 2, BEST_P99, lat1);
-	const struct bench_result *lat_open = &lat[0], *lat_echo = &lat[1], *lat1_open = &lat1[0],
-	                          *lat1_echo = &lat1[1];
+	/* 3. Latency against the floor at the same load: the open-loop knee
+	 * of the do-nothing handler and of iopfd, and both at 10, 25 and 50 %
+	 * of the former, on the standard load, on one queue and on 4096
+	 * queues of one group (the quick suite: one queue only). */
+	if (!quick)
+		latency_shape(&s, &base, 64, 32, d / 2);
+	latency_shape(&s, &base, 1, 32, d / 2);
+	const struct knee *k1 = &s.knees[s.n_knees - 1];
+	if (!quick)
+		latency_shape(&s, &base, 4096, 1, d / 2);
 
-	/* 3b. Latency against offered load (standard suite): open loop on the
-	 * standard load at 1/4 .. 1/32 of the closed-loop rate. Open-loop
-	 * arrivals leave the emulator about one group per send, so a handler
-	 * pays a receive, a send and their wake-ups per queue visit rather than
-	 * per 32 groups, and saturates far below the closed-loop rate; the
-	 * curve shows where each handler's knee is, and the highest load at
-	 * which the p99 goal (3x the ping-pong floor) holds. */
-	double p99_goal_us = 3 * pct_us(&floor_pp, 0.99);
-	double ok_iopfd = 0, ok_echo = 0;
-	if (pct_us(lat_open, 0.99) <= p99_goal_us)
-		ok_iopfd = rate_of(t_iopfd) / 2;
-	if (pct_us(lat_echo, 0.99) <= p99_goal_us)
-		ok_echo = rate_of(t_iopfd) / 2;
-	if (!quick) {
-		static const unsigned fraction[] = {4, 8, 16, 32};
-		for (size_t i = 0; i < sizeof(fraction) / sizeof(fraction[0]); i++) {
-			struct bench_result ll[2];
-			c = base;
-			c.scenario = "latency-load";
-			c.rate = rate_of(t_iopfd) / fraction[i];
-			suite_best(&s, &c, open_modes, 2, BEST_P99, ll);
-			if (pct_us(&ll[0], 0.99) <= p99_goal_us && c.rate > ok_iopfd)
-				ok_iopfd = c.rate;
-			if (pct_us(&ll[1], 0.99) <= p99_goal_us && c.rate > ok_echo)
-				ok_echo = c.rate;
-		}
-	}
+	/* 4. Busy polling. */
+	busy_polling(&s, &base, k1, d / 2);
 
-	/* 4. mlock: a 64 MiB region under a 16 MiB quota, 64 KiB windows,
+	/* 5. mlock: a 64 MiB region under a 16 MiB quota, 64 KiB windows,
 	 * random pages: most groups miss, map a window and evict one. The
 	 * floor runs on the same mapping right after each iopfd run. */
 	c = base;
@@ -838,7 +1097,7 @@ static int run_suite(const struct bench_cfg *defaults, bool quick, unsigned repe
 		memset(&m[2], 0, 2 * sizeof(*m));
 		m[2].mode = MODE_IOPFD;
 		m[3].mode = MODE_MLOCK_FLOOR;
-		run_engine(&c, &m[2], &m[3]);
+		run_engine(&c, false, &m[2], &m[3]);
 		s.n_runs += 2;
 		s.violations += m[2].violations;
 		if (better(BEST_MAPS, &m[2], m_iopfd))
@@ -848,8 +1107,11 @@ static int run_suite(const struct bench_cfg *defaults, bool quick, unsigned repe
 	}
 	suite_add(&s, &c, m_iopfd);
 	suite_add(&s, &c, m_floor);
+	target_add(&s, "mlock_floor_ratio", ratio(maps_rate(m_iopfd), maps_rate(m_floor)), 0.8, '>', "x",
+	           "mlock backend: iopfd / mlock floor (maps/s)");
+	free(m);
 
-	/* 5. Scaling: 4096 queues, one group each, against the do-nothing
+	/* 6. Scaling: 4096 queues, one group each, against the do-nothing
 	 * handler; then what an idle queue costs. */
 	c = base;
 	c.scenario = "scaling";
@@ -862,76 +1124,58 @@ static int run_suite(const struct bench_cfg *defaults, bool quick, unsigned repe
 	measure_idle(4096, &s.idle);
 	fprintf(tab, "%-14s idle queues: %u, %.0f bytes resident and %.0f bytes of heap per queue\n", "scaling",
 	        s.idle.queues, s.idle.rss_per_queue, s.idle.heap_per_queue);
+	target_add(&s, "scaling_ratio", ratio(rate_of(sc_iopfd), rate_of(sc_echo)), 0.8, '>', "x",
+	           "scaling 4096x1: iopfd / do-nothing epoll handler (groups/s)");
+	target_add(&s, "scaling_efficiency",
+	           ratio(sc_echo->handler_cpu / (double)(sc_echo->groups ? sc_echo->groups : 1),
+	                 sc_iopfd->handler_cpu / (double)(sc_iopfd->groups ? sc_iopfd->groups : 1)),
+	           0, 0, "x", "scaling 4096x1: do-nothing handler's CPU per group / iopfd's (efficiency)");
+	target_add(&s, "idle_queue_bytes", s.idle.rss_per_queue, 0, 0, "bytes", "memory per idle queue (resident bytes)");
 
-	/* 6. Throughput from 1 to 4096 queues (for the plot; one run each). */
+	/* 7. Throughput from 1 to 4096 queues, 8 outstanding each: every point
+	 * interleaved, the best kept; iopfd against the do-nothing handler
+	 * from 4 queues up (on one queue the blocking naive handler's
+	 * pipelining wins: busy polling is the answer there, above). */
 	if (!quick) {
 		static const unsigned qn[] = {1, 4, 16, 64, 256, 1024, 4096};
+		static const enum bench_mode sweep_modes[] = {MODE_IOPFD, MODE_NAIVE, MODE_PERQUEUE, MODE_ECHO};
 		for (size_t i = 0; i < sizeof(qn) / sizeof(qn[0]); i++) {
 			c = base;
 			c.scenario = "sweep";
 			c.queues = qn[i];
 			c.outstanding = 8;
-			c.duration_ms = d / 2;
-			suite_run(&s, &c, MODE_IOPFD);
-			suite_run(&s, &c, MODE_NAIVE);
-			suite_run(&s, &c, MODE_PERQUEUE);
-			suite_run(&s, &c, MODE_ECHO);
+			c.duration_ms = d / 4;
+			struct bench_result sw[4];
+			suite_best(&s, &c, sweep_modes, 4, BEST_RATE, sw);
+			char key[32];
+			snprintf(key, sizeof(key), "sweep_%u", qn[i]);
+			target_add(&s, key, ratio(rate_of(&sw[0]), rate_of(&sw[3])), 0.9, qn[i] >= 4 ? '>' : 0, "x",
+			           "sweep %ux8: iopfd / do-nothing epoll handler (groups/s, %.0f vs %.0f)", qn[i],
+			           rate_of(&sw[0]), rate_of(&sw[3]));
 		}
 	}
 
 	uint64_t violations = s.violations;
-	struct target tg[] = {
-		{"throughput 64x32 none 1 worker: iopfd / naive (groups/s)", ratio(rate_of(t_iopfd), rate_of(t_naive)),
-		 10, true, false, "x"},
-		{"throughput 64x32 none 1 worker: iopfd / perqueue-thread (groups/s)",
-		 ratio(rate_of(t_iopfd), rate_of(t_pq)), 3, true, false, "x"},
-		{"syscalls per group at 64x64 (reads+writes+epoll_wait)", spg(&sys64), 0.05, false, false, "syscalls"},
-		{"p99 at half the saturated rate, 64x32 open loop / ping-pong floor p99",
-		 ratio(pct_us(lat_open, 0.99), pct_us(&floor_pp, 0.99)), 3, false, false, "x"},
-		{"p99 at half the saturated rate, 1x32 open loop / ping-pong floor p99",
-		 ratio(pct_us(lat1_open, 0.99), pct_us(&floor_pp, 0.99)), 3, false, false, "x"},
-		{"p99 at half the saturated rate, 64x32 open loop / do-nothing handler's p99 there",
-		 ratio(pct_us(lat_open, 0.99), pct_us(lat_echo, 0.99)), 0, false, true, "x"},
-		{"p99 at half the saturated rate, 1x32 open loop / do-nothing handler's p99 there",
-		 ratio(pct_us(lat1_open, 0.99), pct_us(lat1_echo, 0.99)), 0, false, true, "x"},
-		{"mlock backend: iopfd / mlock floor (maps/s)", ratio(maps_rate(m_iopfd), maps_rate(m_floor)), 0.8, true,
-		 false, "x"},
-		{"scaling 4096x1: iopfd / do-nothing epoll handler (groups/s)", ratio(rate_of(sc_iopfd), rate_of(sc_echo)),
-		 0.8, true, false, "x"},
-		{"scaling 4096x1: do-nothing handler's CPU per group / iopfd's (efficiency)",
-		 ratio(sc_echo->handler_cpu / (double)(sc_echo->groups ? sc_echo->groups : 1),
-		       sc_iopfd->handler_cpu / (double)(sc_iopfd->groups ? sc_iopfd->groups : 1)),
-		 0, false, true, "x"},
-		{"memory per idle queue (resident bytes)", s.idle.rss_per_queue, 0, false, true, "bytes"},
-		{"violations in every run", (double)violations, 0, false, false, "violations"},
-		{"open loop 64x32: highest offered load of the latency runs with iopfd's p99 <= 3x ping-pong floor",
-		 ok_iopfd, 0, false, true, "groups/s"},
-		{"open loop 64x32: the same for the do-nothing handler", ok_echo, 0, false, true, "groups/s"},
-	};
-	size_t n_tg = sizeof(tg) / sizeof(tg[0]), met = 0;
-
+	target_add(&s, "violations", (double)violations, 0, '<', "violations", "violations in every run");
+	size_t met = 0;
 	fprintf(tab, "\nload average %.2f at the end (%ld cores: above that, other work shared them)\ntargets:\n",
 	        loadavg(), mach.cores);
-	for (size_t i = 0; i < n_tg; i++) {
-		bool ok = target_met(&tg[i]);
+	for (size_t i = 0; i < s.n_tg; i++) {
+		const struct target *t = &s.tg[i];
+		bool ok = target_met(t);
 		met += ok;
-		if (tg[i].report_only)
-			fprintf(tab, "  %-70s %10.4g %-10s (reported)\n", tg[i].name, tg[i].measured, tg[i].unit);
+		if (t->report_only)
+			fprintf(tab, "  %-100s %10.4g %-10s (reported)\n", t->name, t->measured, t->unit);
 		else
-			fprintf(tab, "  %-70s %10.4g %s %-7g %s\n", tg[i].name, tg[i].measured, tg[i].at_least ? ">=" : "<=",
-			        tg[i].goal, ok ? "met" : "NOT MET");
+			fprintf(tab, "  %-100s %10.4g %s %-7g %s\n", t->name, t->measured, t->at_least ? ">=" : "<=", t->goal,
+			        ok ? "met" : "NOT MET");
 	}
-	/* The engine's own line first (groups_per_s .. ratio: the 64x32 load
-	 * against the naive handler), then the suite's ratios. */
-	fprintf(tab,
-	        "SUMMARY suite=%s targets_met=%zu/%zu groups_per_s=%.0f syscalls_per_group=%.4f naive_groups_per_s=%.0f "
-	        "ratio=%.2f naive_ratio=%.2f perqueue_ratio=%.2f "
-	        "syscalls_per_group_64x64=%.4f p99_floor_ratio=%.2f p99_floor_ratio_1q=%.2f mlock_floor_ratio=%.2f "
-	        "scaling_ratio=%.2f idle_queue_bytes=%.0f violations=%lu\n",
-	        quick ? "quick" : "standard", met, n_tg, rate_of(t_iopfd), spg(t_iopfd), rate_of(t_naive),
-	        tg[0].measured, tg[0].measured, tg[1].measured, tg[2].measured,
-	        tg[3].measured, tg[4].measured, tg[7].measured, tg[8].measured, s.idle.rss_per_queue,
-	        (unsigned long)violations);
+	/* One parseable line: the engine's own figures, then every target. */
+	fprintf(tab, "SUMMARY suite=%s targets_met=%zu/%zu groups_per_s=%.0f syscalls_per_group=%.4f naive_groups_per_s=%.0f",
+	        quick ? "quick" : "standard", met, s.n_tg, rate_of(t_iopfd), spg(t_iopfd), rate_of(t_naive));
+	for (size_t i = 0; i < s.n_tg; i++)
+		fprintf(tab, " %s=%.4g", s.tg[i].key, s.tg[i].measured);
+	fputc('\n', tab);
 	fflush(tab);
 
 	if (json) {
@@ -946,29 +1190,89 @@ static int run_suite(const struct bench_cfg *defaults, bool quick, unsigned repe
 		json_num(json, round(s.idle.rss_per_queue));
 		fputs(",\"heap_bytes_per_queue\":", json);
 		json_num(json, round(s.idle.heap_per_queue));
+		fputs("},\n\"knees\":[", json);
+		for (size_t i = 0; i < s.n_knees; i++) {
+			const struct knee *k = &s.knees[i];
+			fprintf(json, "%s{\"shape\":\"%s\",\"queues\":%u,\"outstanding\":%u,\"factor\":%d,\"low_rate\":",
+			        i ? "," : "", k->shape, k->queues, k->outstanding, KNEE_FACTOR);
+			json_num(json, k->low_rate);
+			fputs(",\"p50_low_us\":", json);
+			json_num(json, k->p50_low_us);
+			fputs(",\"limit_us\":", json);
+			json_num(json, k->limit_us);
+			fputs(",\"echo\":", json);
+			json_num(json, round(k->rate[KNEE_ECHO]));
+			fputs(",\"iopfd\":", json);
+			json_num(json, round(k->rate[KNEE_IOPFD]));
+			fprintf(json, ",\"echo_open_ended\":%s,\"iopfd_open_ended\":%s}",
+			        k->open_ended[KNEE_ECHO] ? "true" : "false", k->open_ended[KNEE_IOPFD] ? "true" : "false");
+		}
+		fputs("],\n\"latency_points\":[", json);
+		for (size_t i = 0; i < s.n_points; i++) {
+			const struct lat_point *p = &s.points[i];
+			fprintf(json, "%s{\"shape\":\"%s\",\"fraction\":", i ? "," : "", p->k->shape);
+			json_num(json, p->fraction);
+			fputs(",\"rate\":", json);
+			json_num(json, round(p->rate));
+			const struct bench_result *pr[] = {&p->iopfd, &p->echo};
+			for (int j = 0; j < 2; j++) {
+				fprintf(json, ",\"%s\":{\"p50_us\":", j ? "echo" : "iopfd");
+				json_num(json, pct_us(pr[j], 0.5));
+				fputs(",\"p99_us\":", json);
+				json_num(json, pct_us(pr[j], 0.99));
+				fputs(",\"p999_us\":", json);
+				json_num(json, pct_us(pr[j], 0.999));
+				fputs("}", json);
+			}
+			fputs("}", json);
+		}
+		fputs("],\n\"busy_poll\":{\"rate\":", json);
+		json_num(json, round(s.poll_rate));
+		fprintf(json, ",\"busy_poll_us\":");
+		json_num(json, base.busy_poll_ns / 1e3);
+		static const char *const poll_names[] = {"iopfd_poll", "iopfd", "pingpong"};
+		for (int j = 0; j < 3; j++) {
+			const struct bench_result *r = &s.poll[j];
+			fprintf(json, ",\"%s\":{\"p50_us\":", poll_names[j]);
+			json_num(json, pct_us(r, 0.5));
+			fputs(",\"p99_us\":", json);
+			json_num(json, pct_us(r, 0.99));
+			fputs(",\"p999_us\":", json);
+			json_num(json, pct_us(r, 0.999));
+			fputs(",\"handler_cpu\":", json);
+			json_num(json, r->seconds > 0 ? round(r->handler_cpu / r->seconds * 1e3) / 1e3 : 0);
+			fputs("}", json);
+		}
 		fputs("},\n\"targets\":[", json);
-		for (size_t i = 0; i < n_tg; i++) {
+		for (size_t i = 0; i < s.n_tg; i++) {
+			const struct target *t = &s.tg[i];
 			fputs(i ? ",\n" : "\n", json);
-			fputs("{\"name\":", json);
-			json_str(json, tg[i].name);
+			fputs("{\"key\":", json);
+			json_str(json, t->key);
+			fputs(",\"name\":", json);
+			json_str(json, t->name);
 			fputs(",\"measured\":", json);
-			json_num(json, round(tg[i].measured * 1e4) / 1e4);
+			json_num(json, round(t->measured * 1e4) / 1e4);
 			fputs(",\"goal\":", json);
-			if (tg[i].report_only)
+			if (t->report_only)
 				fputs("null", json);
 			else
-				json_num(json, tg[i].goal);
+				json_num(json, t->goal);
 			fprintf(json, ",\"op\":\"%s\",\"unit\":\"%s\",\"met\":%s}",
-			        tg[i].report_only ? "report" : tg[i].at_least ? ">=" : "<=", tg[i].unit,
-			        target_met(&tg[i]) ? "true" : "false");
+			        t->report_only ? "report" : t->at_least ? ">=" : "<=", t->unit, target_met(t) ? "true" : "false");
 		}
 		fprintf(json, "],\n\"targets_met\":%zu,\"targets_total\":%zu,\"repeat\":%u,\"runs_made\":%u,"
 		              "\"violations\":%lu}\n",
-		        met, n_tg, s.repeat, s.n_runs, (unsigned long)violations);
+		        met, s.n_tg, s.repeat, s.n_runs, (unsigned long)violations);
 		fflush(json);
 	}
+	for (size_t i = 0; i < s.n_tg; i++) {
+		free(s.tg[i].key);
+		free(s.tg[i].name);
+	}
+	free(s.tg);
+	free(s.points);
 	free(s.runs);
-	free(m);
 	return violations ? 1 : 0;
 }
 
@@ -979,9 +1283,12 @@ static int run_single(const struct bench_cfg *c, bool json_only, FILE *json) {
 	memset(rs, 0, sizeof(rs));
 	for (int m = 0; m < _MODE_MAX; m++)
 		rs[m].mode = (enum bench_mode)m;
-	if (has_mode(c, MODE_IOPFD))
-		run_engine(c, &rs[MODE_IOPFD], has_mode(c, MODE_MLOCK_FLOOR) ? &rs[MODE_MLOCK_FLOOR] : NULL);
-	static const enum bench_mode others[] = {MODE_NAIVE, MODE_PERQUEUE, MODE_ECHO, MODE_PINGPONG, MODE_DAEMON};
+	if (has_mode(c, MODE_IOPFD) && has_mode(c, MODE_MLOCK_FLOOR))
+		run_engine(c, false, &rs[MODE_IOPFD], &rs[MODE_MLOCK_FLOOR]);
+	else if (has_mode(c, MODE_IOPFD))
+		run_mode(c, MODE_IOPFD, &rs[MODE_IOPFD]);
+	static const enum bench_mode others[] = {MODE_IOPFD_POLL, MODE_NAIVE,    MODE_PERQUEUE,
+	                                         MODE_ECHO,       MODE_PINGPONG, MODE_DAEMON};
 	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++)
 		if (has_mode(c, others[i]))
 			run_mode(c, others[i], &rs[others[i]]);
@@ -991,7 +1298,9 @@ static int run_single(const struct bench_cfg *c, bool json_only, FILE *json) {
 		return rs[MODE_DAEMON].violations || !rs[MODE_DAEMON].groups ? 1 : 0;
 	}
 
-	const struct bench_result *main_run = rs[MODE_IOPFD].ran ? &rs[MODE_IOPFD] : &rs[MODE_DAEMON];
+	const struct bench_result *main_run = rs[MODE_IOPFD].ran        ? &rs[MODE_IOPFD]
+	                                      : rs[MODE_IOPFD_POLL].ran ? &rs[MODE_IOPFD_POLL]
+	                                                                : &rs[MODE_DAEMON];
 	uint64_t violations = 0;
 	for (int m = 0; m < _MODE_MAX; m++)
 		violations += rs[m].violations;
@@ -1023,7 +1332,7 @@ static int run_single(const struct bench_cfg *c, bool json_only, FILE *json) {
 		fprintf(json, ",\"violations\":%lu,\"baselines\":{", (unsigned long)violations);
 		bool first = true;
 		for (int m = MODE_NAIVE; m <= MODE_MLOCK_FLOOR; m++) {
-			if (!rs[m].ran)
+			if (!rs[m].ran || &rs[m] == main_run)
 				continue;
 			fprintf(json, "%s\"%s\":{", first ? "" : ",", bench_mode_name[m]);
 			first = false;
@@ -1111,12 +1420,15 @@ static void usage(void) {
 	        "                  [--pattern seq|random|hot|zipf] [--zipf-s X] [--pages N]\n"
 	        "                  [--rate GROUPS_PER_S] [--duration-ms N] [--seed N]\n"
 	        "                  [--backend none|mlock] [--quota BYTES] [--window BYTES]\n"
-	        "                  [--modes iopfd,naive,perqueue,echo,pingpong,mlock-floor,daemon]\n"
+	        "                  [--modes iopfd,iopfd-poll,naive,perqueue,echo,pingpong,mlock-floor,daemon]\n"
+	        "                  [--busy-poll-us N] [--pin EMULATOR_CPU,HANDLER_CPU]\n"
 	        "                  [--socket PATH | --spawn IOPFD] [--then CMD] [--demo]\n"
 	        "                  [--suite quick|standard [--repeat N]] [--json] [--json-out FILE]\n"
 	        "\n"
 	        "  --rate R        open loop: R groups/s over all queues on a fixed schedule, latency\n"
 	        "                  from the scheduled time (default: closed loop)\n"
+	        "  --busy-poll-us  iopfd-poll: a worker polls this long before it sleeps (default 1000)\n"
+	        "  --pin E,H       the emulator's thread on CPU E, the handler's threads on CPU H\n"
 	        "  --sizes         faults per group: uniform in min..max, or min + geometric with\n"
 	        "                  mean --group-mean, clipped at max; --group-size N fixes it\n"
 	        "  --suite         the standard scenarios and the performance targets in one run;\n"
@@ -1158,6 +1470,7 @@ int main(int argc, char **argv) {
 		.queues = 64, .devices = 1, .pasids = 0, .outstanding = 32, .group_min = 1, .group_max = 1,
 		.workers = 1, .duration_ms = 2000, .pages = 4096, .pattern = EMU_RANDOM,
 		.modes = (1u << MODE_IOPFD) | (1u << MODE_NAIVE), .backend = IOPF_BACKEND_NONE, .quota = 1ull << 40,
+		.busy_poll_ns = 1000000, .cpu_emu = -1, .cpu_handler = -1,
 	};
 	bool json = false;
 	const char *json_out = NULL, *suite = NULL;
@@ -1177,6 +1490,7 @@ int main(int argc, char **argv) {
 		{"window", required_argument, NULL, 'W'},     {"socket", required_argument, NULL, 'S'},
 		{"spawn", required_argument, NULL, 'X'},      {"then", required_argument, NULL, 'T'},
 		{"demo", no_argument, NULL, 'D'},             {"repeat", required_argument, NULL, 'R'},
+		{"busy-poll-us", required_argument, NULL, 'B'}, {"pin", required_argument, NULL, 'C'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -1236,6 +1550,11 @@ int main(int argc, char **argv) {
 		case 'T': c.then = optarg; break;
 		case 'D': c.demo = true; break;
 		case 'R': repeat = (unsigned)atoi(optarg); break;
+		case 'B': c.busy_poll_ns = strtoull(optarg, NULL, 0) * 1000; break;
+		case 'C':
+			if (sscanf(optarg, "%d,%d", &c.cpu_emu, &c.cpu_handler) != 2 || c.cpu_emu < 0 || c.cpu_handler < 0)
+				usage();
+			break;
 		default: usage();
 		}
 	}

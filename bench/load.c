@@ -96,6 +96,10 @@ void bench_load_new(const struct bench_cfg *c, struct iopf_bindings *b, struct b
 }
 
 void bench_load_drive(const struct bench_cfg *c, struct bench_load *l, struct bench_result *res) {
+	/* The handler's threads exist by now, on the CPU the harness gave
+	 * them: the emulator takes its own. */
+	if (c->cpu_emu >= 0)
+		bench_pin(c->cpu_emu);
 	double p0 = bench_cpu_seconds(CLOCK_PROCESS_CPUTIME_ID), e0 = bench_cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
 	uint64_t t0 = bench_now_ns();
 	int r = emu_run(l->emu, c->queues, c->duration_ms, c->duration_ms + 10000, 2000);

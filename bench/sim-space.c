@@ -174,7 +174,7 @@ static int iopfd_resolve(void *pp, const struct sim_fault *f, size_t n) {
 	for (size_t i = 0; i < n; i++)
 		p->groups[i] = (struct iopf_group){.faults = &p->rec[i], .n_faults = 1, .cookie = (uint32_t)i,
 		                                   .dev_id = f[i].stream, .pasid = IOPF_PASID_NONE};
-	iopf_resolver_batch(&p->res, p->groups, n);
+	iopf_resolver_batch(&p->res, p->groups, n, 0);
 	for (size_t i = 0; i < n; i++) {
 		uint32_t code = iopf_resolve_group(&p->res, QUEUE, &p->groups[i]);
 		if (code == IOPF_RESOLVE_AGAIN) {

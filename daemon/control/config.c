@@ -26,6 +26,7 @@ int config_defaults(struct iopfd_config *c) {
 			.connections_per_uid = 64,
 			.max = {[ACCT_QUEUES] = 4096, [ACCT_SPACES] = 1024, [ACCT_REGIONS] = 4096},
 		},
+		.workers = {.slice_groups = IOPFD_ANSWER_SLICE_GROUPS, .slice_us = IOPFD_ANSWER_SLICE_USEC},
 		.pin_default = PIN_DEFAULT,
 	};
 	c->grants = calloc(1, sizeof(*c->grants));

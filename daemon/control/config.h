@@ -16,8 +16,8 @@
  *   [Workers]             read at start only
  *   Workers=0             0: one per online CPU
  *   BusyPollUsec=0        poll this long before sleeping (dedicated cores)
- *   AnswerSliceGroups=0   answer a batch every so many groups (0: whole)
- *   AnswerSliceUsec=0     ... or every so much resolving time
+ *   AnswerSliceGroups=64  answer a batch every so many groups (0: whole)
+ *   AnswerSliceUsec=0     ... or every so much resolving time (0: never)
  *
  *   [PinBudget]
  *   Default=8M            what a user without a grant may pin
@@ -46,6 +46,16 @@
 #endif
 #define IOPFD_CONFIG_FILE IOPFD_CONFIG_DIR "/iopfd.conf"
 #define IOPFD_PIN_UNLIMITED SIZE_INFINITY
+/* The default answer slices. Named here so that the benchmark runs the
+ * engine as the daemon does. Measured on the real kernel path (the VM
+ * suite's service_time, IOPFD_SERVICE_TIME_SLICES): with slices of 64
+ * groups half of a 1,600-group read is answered at about 70 % of its time
+ * rather than at its end; 256 answer later (about 80 % in most boots),
+ * and 16 no sooner than 64 but at a cost per fault. No time limit: none measured helped (250 us
+ * cut the slices to 16 groups under TCG, and 1 ms answered the burst's
+ * median later than 64 groups alone in both boots that ran the two). */
+#define IOPFD_ANSWER_SLICE_GROUPS 64
+#define IOPFD_ANSWER_SLICE_USEC 0
 
 struct pin_grant {
 	bool group;

@@ -62,15 +62,17 @@ void iopf_resolver_fini(struct iopf_resolver *r) {
 	r->cookies = NULL;
 }
 
-void iopf_resolver_batch(struct iopf_resolver *r, const struct iopf_group *groups, size_t n) {
+void iopf_resolver_batch(struct iopf_resolver *r, const struct iopf_group *groups, size_t n, size_t span) {
 	r->batch = groups;
 	r->batch_n = n;
+	r->span = span;
+	r->coalesce_end = groups;
 }
 
 void iopf_resolver_begin(struct iopf_resolver *r) {
 	r->batch = NULL;
 	r->batch_n = 0;
-	r->coalesced = false;
+	r->coalesce_end = NULL;
 	r->gen++;
 	r->cookie_gen++;
 	r->n_holds = 0;
@@ -92,7 +94,7 @@ static void release_from(struct iopf_resolver *r, size_t first) {
 void iopf_resolver_release(struct iopf_resolver *r) {
 	release_from(r, 0);
 	r->gen++; /* what was held is not known to be mapped any more */
-	r->coalesced = false; /* the rest of the batch may coalesce again */
+	r->coalesce_end = r->batch; /* the rest of the batch may coalesce again */
 }
 
 void iopf_resolver_end(struct iopf_resolver *r) {
@@ -167,15 +169,19 @@ static int miss_cmp(const void *a, const void *b) {
 }
 
 /*
- * The first miss of a batch: the pages the groups after g will miss,
- * sorted, and each run of adjacent ones mapped with one call. Lone misses
- * are left to their own faults (and fault-around). Runs hold nothing: a
- * page evicted again before its group comes is simply faulted then.
+ * The first miss of a batch (or of a span): the pages the groups after g
+ * (up to the span) will miss, sorted, and each run of adjacent ones mapped
+ * with one call. Lone misses are left to their own faults (and
+ * fault-around). Runs hold nothing: a page evicted again before its group
+ * comes is simply faulted then.
  */
 static void coalesce(struct iopf_resolver *r, uint32_t queue_id, const struct iopf_group *g) {
-	r->coalesced = true;
+	const struct iopf_group *end = r->batch + r->batch_n;
+	if (r->span && (size_t)(end - (g + 1)) > r->span)
+		end = g + 1 + r->span;
+	r->coalesce_end = end;
 	size_t n = 0;
-	for (const struct iopf_group *h = g + 1; h < r->batch + r->batch_n; h++) {
+	for (const struct iopf_group *h = g + 1; h < end; h++) {
 		if (h->defect != IOPF_GROUP_OK)
 			continue;
 		struct iopf_space *s = lookup(r, queue_id, h);
@@ -235,7 +241,7 @@ static enum iopf_verdict hold_pages(struct iopf_resolver *r, uint32_t queue_id, 
 		enum iopf_verdict v = iopf_space_fault_from(s, addr, perm, f->length, stream_of(g), ref, &mapped);
 		if (v != IOPF_SERVED)
 			return v;
-		if (mapped && !r->coalesced && r->batch)
+		if (mapped && r->batch && g >= r->coalesce_end)
 			coalesce(r, queue_id, g);
 		if (ref->page != IOPF_PAGE_NOT_HELD)
 			r->n_holds++;

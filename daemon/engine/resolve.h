@@ -17,7 +17,12 @@
  * that has to map something also maps the pages the batch's later groups
  * miss, adjacent ones with one call per run, so that a device streaming
  * through memory costs one map call per batch rather than one per page.
- * A batch whose pages are all mapped costs nothing more.
+ * A batch whose pages are all mapped costs nothing more. With a span, it
+ * looks only that many groups ahead, and the first group past them that
+ * maps looks again: a batch answered in slices of span groups then makes
+ * no slice's answers wait for the maps (or the look) of later slices.
+ * Once the holds are let go (iopf_resolver_release(): a slice, or the
+ * quota's retry), the next group that maps looks again too.
  */
 #pragma once
 
@@ -54,10 +59,11 @@ struct iopf_resolver {
 	struct iopf_binding_cache *cache;
 	uint64_t bindings_gen;
 
-	/* The batch being resolved, and whether its misses were coalesced. */
+	/* The batch being resolved, how far ahead coalescing looks (0: to
+	 * the end), and the first group it has not looked at. */
 	const struct iopf_group *batch;
-	size_t batch_n;
-	bool coalesced;
+	size_t batch_n, span;
+	const struct iopf_group *coalesce_end;
 	struct iopf_miss *misses; /* cap_holds of them */
 };
 
@@ -67,8 +73,9 @@ int iopf_resolver_init(struct iopf_resolver *r, struct iopf_bindings *b, size_t 
 void iopf_resolver_fini(struct iopf_resolver *r);
 
 void iopf_resolver_begin(struct iopf_resolver *r);
-/* The groups of this batch, for coalescing (optional; after begin). */
-void iopf_resolver_batch(struct iopf_resolver *r, const struct iopf_group *groups, size_t n);
+/* The groups of this batch, for coalescing (optional; after begin), and
+ * how many groups after a map coalescing looks at (0: all the rest). */
+void iopf_resolver_batch(struct iopf_resolver *r, const struct iopf_group *groups, size_t n, size_t span);
 /* Keep the lookups of this batch's queue in a cache of its own, which
  * outlives the batch while the bindings do not change. Call after begin. */
 void iopf_resolver_use_cache(struct iopf_resolver *r, struct iopf_binding_cache *cache);

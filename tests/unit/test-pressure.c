@@ -265,6 +265,18 @@ Test(pressure, slices_answer_every_group_once_in_order) {
 	one_write(IOPF_BACKEND_MLOCK, SHUFFLED, 64, 1);
 }
 
+/* Answered in slices of time, here each as short as the clock allows:
+ * the same. (The clock is read every few groups, then after every group
+ * once they are slow: slices of one group.) */
+Test(pressure, time_slices_answer_every_group_once_in_order) {
+	iopf_engine_free(engine);
+	struct iopf_engine_config cfg = {.workers = 1, .slice_ns = 1};
+	cr_assert_eq(iopf_engine_new(&cfg, &engine), 0);
+	locked0 = locked_bytes();
+	one_write(IOPF_BACKEND_MLOCK, SHUFFLED, 64, 1);
+	one_write(IOPF_BACKEND_SIMULATED, DESCENDING, 200, 1);
+}
+
 struct sender {
 	int fd;
 	uint32_t first_page;

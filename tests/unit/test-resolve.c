@@ -19,6 +19,8 @@ static void setup(void) {
 	cr_assert_eq(iopf_bindings_new(&bindings), 0);
 	struct iopf_space_config cfg = {
 		.backend = IOPF_BACKEND_SIMULATED, .quota = 1 << 30, .page_size = PG, .iommufd = -1,
+		/* A map per missed page: what coalescing adds is then countable. */
+		.fault_around = IOPF_FAULT_AROUND_FIXED, .window_min = PG, .window_max = PG,
 	};
 	cr_assert_eq(iopf_space_new(1, &cfg, &space), 0);
 	struct iopf_region_config rc = {.iova = IOVA, .length = 256 * PG, .memfd = -1, .perm = IOPF_PERM_READ};
@@ -191,4 +193,46 @@ Test(resolve, a_queues_binding_cache_never_outlives_a_change) {
 	cr_assert_eq(iopf_resolve_group(&res, Q, &g), IOMMUFD_PAGE_RESP_SUCCESS, "a new binding is seen");
 	iopf_resolver_end(&res);
 	iopf_rcu_read_unlock();
+}
+
+/* A batch of one-page groups on consecutive pages, resolved with a
+ * coalescing span; the map calls it took. */
+static uint64_t coalesce_maps(size_t span, bool *third_mapped_early) {
+	enum { N = 8 };
+	static iopf_record r[N];
+	struct iopf_group g[N];
+	for (uint32_t i = 0; i < N; i++) {
+		r[i] = (iopf_record){.flags = IOMMU_PGFAULT_FLAGS_PASID_VALID | IOMMU_PGFAULT_FLAGS_LAST_PAGE,
+		                     .dev_id = 1, .pasid = 5, .perm = IOPF_PERM_READ, .addr = IOVA + (64 + i) * PG,
+		                     .cookie = i};
+		g[i] = (struct iopf_group){.faults = &r[i], .n_faults = 1, .cookie = i, .dev_id = 1, .pasid = 5};
+	}
+	struct iopf_space_stats before, after;
+	iopf_space_get_stats(space, &before);
+	iopf_rcu_read_lock();
+	iopf_resolver_begin(&res);
+	iopf_resolver_batch(&res, g, N, span);
+	for (uint32_t i = 0; i < N; i++) {
+		cr_assert_eq(iopf_resolve_group(&res, Q, &g[i]), IOMMUFD_PAGE_RESP_SUCCESS);
+		if (i == 0)
+			*third_mapped_early = iopf_space_resident(space, IOVA + (64 + 3) * PG);
+	}
+	iopf_resolver_end(&res);
+	iopf_rcu_read_unlock();
+	iopf_space_get_stats(space, &after);
+	return after.maps - before.maps;
+}
+
+Test(resolve, coalescing_maps_the_batchs_later_misses_in_one_call) {
+	bool early;
+	cr_assert_eq(coalesce_maps(0, &early), 2, "page 64, then 65..71 in one call");
+	cr_assert(early);
+}
+
+Test(resolve, coalescing_looks_no_further_than_its_span) {
+	/* Span 2: 64, then 65-66; 67, then 68-69; 70, then 71 alone (a
+	 * lone miss is left to its own fault). */
+	bool early;
+	cr_assert_eq(coalesce_maps(2, &early), 6);
+	cr_assert_not(early, "page 67 is past the first span: mapped when its group comes");
 }

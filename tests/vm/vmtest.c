@@ -21,9 +21,11 @@
  * Usage: iopfd-vmtest IOPFD_BINARY [SCENARIO...]
  *        iopfd-vmtest --systemd [SCENARIO...]
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <pwd.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -46,6 +48,8 @@
 #include "iopf_abi.h"
 #include "iommufd_test.h"
 #include "iopfd/client.h"
+#include "control/config.h"
+#include "engine/journal-format.h"
 #include "engine/queue-internal.h"
 #include "engine/rcu.h"
 #include "engine/stats.h"
@@ -197,6 +201,26 @@ static sd_varlink *daemon_start(void) {
 	daemon_pid = fork();
 	if (daemon_pid == 0) {
 		execl(iopfd_bin, iopfd_bin, "--socket", SOCKET, "--workers", "2", (char *)NULL);
+		_exit(127);
+	}
+	sd_varlink *v;
+	for (int i = 0; i < 500; i++) {
+		if (iopfc_connect(SOCKET, &v) == 0)
+			return v;
+		usleep(10000);
+	}
+	fail("iopfd did not come up");
+}
+
+/* iopfd with `conf` as its configuration, one worker (so one batch slot). */
+static sd_varlink *daemon_start_conf(const char *conf) {
+	const char *path = "/tmp/iopfd-vmtest.conf";
+	FILE *f = fopen(path, "w");
+	CHECK(f && fputs(conf, f) >= 0 && fclose(f) == 0, "%s: %m", path);
+	unlink(SOCKET);
+	daemon_pid = fork();
+	if (daemon_pid == 0) {
+		execl(iopfd_bin, iopfd_bin, "--socket", SOCKET, "--workers", "1", "--config", path, (char *)NULL);
 		_exit(127);
 	}
 	sd_varlink *v;
@@ -679,7 +703,8 @@ static void teardown_unmaps(void) {
 static void response_path(void) {
 	enum { N = 256 };
 	struct setup s = {0};
-	s.v = daemon_start();
+	/* Slices by count only: the write count below is then exact. */
+	s.v = daemon_start_conf("[Workers]\nAnswerSliceGroups=64\nAnswerSliceUsec=0\n");
 	uint32_t ioas = ioas_alloc();
 	fault_alloc(&s.fault_id, &s.fault_fd);
 	s.dev = mock_device(ioas, s.fault_id);
@@ -695,7 +720,10 @@ static void response_path(void) {
 	daemon_resume();
 	sd_json_variant *st = wait_groups(s.v, N);
 	CHECK(iopfc_u64(st, "success") == N, "success %lu of %d", (unsigned long)iopfc_u64(st, "success"), N);
-	CHECK(iopfc_u64(st, "writes") <= 4, "%lu writes for %d queued groups", (unsigned long)iopfc_u64(st, "writes"), N);
+	/* Batched: a write per slice of 64 groups, at most, per read. */
+	uint64_t writes = iopfc_u64(st, "writes"), reads = iopfc_u64(st, "reads");
+	CHECK(writes <= reads + N / 64, "%lu writes for %d queued groups in %lu reads", (unsigned long)writes, N,
+	      (unsigned long)reads);
 	CHECK(iopfc_u64(st, "writeRejects") == 0, "the kernel refused a response");
 	OK(iopfc_unregister_queue(s.v, s.queue, &err));
 
@@ -940,6 +968,491 @@ static void figures(void) {
 	printf("# vm-figures (%d faults queued, TCG, functional): naive %.0f faults/s; iopfd mapping each page %.0f "
 	       "(%.2fx); iopfd with 64 KiB fault-around %.0f (%.2fx)\n",
 	       N, rate[1], rate[0], rate[0] / rate[1], rate[2], rate[2] / rate[1]);
+}
+
+/* --- the real kernel path's service time -------------------------------------------------- */
+
+/*
+ * How long a fault waits, from IOMMU_TEST_OP_TRIGGER_IOPF to the moment the
+ * kernel has taken its answer: iopfd (iommufd backend, answer slices as its
+ * configuration says) and a naive handler (wait, read one group, map its
+ * page, write its answer) in the same boot, with the floor of the maps
+ * themselves. TCG makes absolute times meaningless: only ratios count.
+ *
+ * When the kernel took an answer: a write() to the fault fd hands each
+ * response to the IOMMU core before it returns, so the moment that write
+ * returned. The naive handler counts the groups it answered after each
+ * write. iopfd says it in its journal (engine/journal.c): a worker's batch
+ * slot holds the records it read and, once a slice's write has returned,
+ * how many of them are answered; the slot turns empty once the last
+ * slice's write returned. A watcher thread looks at the counter or the
+ * slot (shared memory: neither handler notices it; iopfd's Statistics
+ * would cost its worker a command per look) and stamps each fault when it
+ * first sees it answered. Every fault is on a page of its own, triggered
+ * in page order, and both handlers answer in the order the kernel queued
+ * them: a record's page says which fault it is, and one fault answered
+ * means every earlier one was. A batch can come and go between two
+ * looks: when the slot is empty and the fault queue has nothing to read,
+ * every fault triggered before that is answered. Faults stamped only
+ * because a later batch was seen are counted as late. The pages are every
+ * other one of the region: iopfd maps a batch's adjacent misses with one
+ * call, and adjacent faults would measure that rather than a map per
+ * fault.
+ */
+
+/* How the faults come: spaced at a low rate, back to back from one thread,
+ * or all queued before the handler may start (a read then brings in up to
+ * 64 KiB of them: 1,638). */
+enum svc_pattern { SVC_LOW, SVC_HIGH, SVC_BURST };
+
+#define SVC_LOW_GAP_NS 2000000ull /* 500 faults/s */
+#define SVC_STRIDE (2 * PG)       /* between the pages of two faults */
+
+struct svc_watch {
+	const uint64_t *count;         /* the naive handler's answered groups */
+	const struct iopf_jslot *slot; /* iopfd's only worker's batch slot */
+	int fault_fd;
+	const uint64_t *triggered;     /* faults triggered so far */
+	uint64_t iova;                 /* fault k is at iova + k * SVC_STRIDE */
+	uint64_t n;
+	unsigned gap_us;               /* between looks; 0: spin */
+	uint64_t *ans;                 /* when fault k was seen answered */
+	uint64_t done;                 /* faults 0 .. done - 1 are */
+	uint64_t late;
+	uint64_t deadline;             /* gives up then: a handler that never answers */
+};
+
+static void svc_mark(struct svc_watch *w, uint64_t upto, uint64_t now, bool late) {
+	if (upto > w->n)
+		upto = w->n;
+	for (; w->done < upto; w->done++) {
+		w->ans[w->done] = now;
+		w->late += late;
+	}
+}
+
+static uint64_t svc_ordinal(const struct svc_watch *w, const iopf_record *r) {
+	return (r->addr - w->iova) / SVC_STRIDE;
+}
+
+static uint32_t svc_state(const struct iopf_jslot *s) {
+	return __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+}
+
+static bool svc_busy(uint32_t state) {
+	return state == IOPF_JSLOT_READ || state == IOPF_JSLOT_ANSWERING;
+}
+
+/* One look at iopfd's slot. seen_end: the batch seen last ends before this
+ * fault (0: none seen, or it is answered). */
+static void svc_look_slot(struct svc_watch *w, uint64_t *seen_end) {
+	const struct iopf_jslot *s = w->slot;
+	uint64_t triggered = __atomic_load_n(w->triggered, __ATOMIC_ACQUIRE);
+	uint32_t st = svc_state(s);
+	uint64_t now = now_ns();
+	if (st == IOPF_JSLOT_EMPTY) {
+		/* Idle, or between two reads: what was read is answered. */
+		if (*seen_end)
+			svc_mark(w, *seen_end, now, false);
+		*seen_end = 0;
+		/* Nothing left to read and still idle: all answered. */
+		struct pollfd p = {.fd = w->fault_fd, .events = POLLIN};
+		if (poll(&p, 1, 0) == 0 && svc_state(s) == IOPF_JSLOT_EMPTY)
+			svc_mark(w, triggered, now, false);
+		return;
+	}
+	if (!svc_busy(st))
+		return; /* a read under way */
+	uint32_t len = __atomic_load_n(&s->len, __ATOMIC_RELAXED);
+	uint16_t answered = __atomic_load_n(&s->answered, __ATOMIC_ACQUIRE);
+	if (len < sizeof(iopf_record) || len % sizeof(iopf_record))
+		return;
+	const iopf_record *recs = (const iopf_record *)s->data;
+	uint64_t first = svc_ordinal(w, &recs[0]), end = svc_ordinal(w, &recs[len / sizeof(iopf_record) - 1]) + 1;
+	/* Still the same batch: then what was read is what it holds. */
+	if (!svc_busy(svc_state(s)) || s->len != len || svc_ordinal(w, &recs[0]) != first || first >= end ||
+	    end > w->n)
+		return;
+	if (*seen_end && *seen_end <= first)
+		svc_mark(w, *seen_end, now, false);
+	svc_mark(w, first, now, true); /* a batch never seen */
+	svc_mark(w, first + answered, now, false);
+	*seen_end = end;
+}
+
+static void *svc_watch_main(void *arg) {
+	struct svc_watch *w = arg;
+	uint64_t seen_end = 0;
+	while (w->done < w->n && now_ns() < w->deadline) {
+		if (w->count)
+			svc_mark(w, __atomic_load_n(w->count, __ATOMIC_ACQUIRE), now_ns(), false);
+		else
+			svc_look_slot(w, &seen_end);
+		if (w->gap_us)
+			usleep(w->gap_us);
+	}
+	return NULL;
+}
+
+/* The naive handler runs in a process of its own, as iopfd does: under
+ * TCG a switch between two processes costs far more than one between two
+ * threads of a process, and the triggering thread is in this one. */
+struct svc_naive {
+	int fault_fd, memfd;
+	uint32_t ioas;
+	uint64_t iova, n;
+	uint64_t answered; /* groups answered, in the order read */
+	uint64_t syscalls; /* on the fault queue: reads, polls, writes */
+	int go;
+};
+
+static void svc_naive_main(struct svc_naive *h) {
+	while (!__atomic_load_n(&h->go, __ATOMIC_ACQUIRE))
+		usleep(100);
+	for (uint64_t i = 0; i < h->n; i++) {
+		iopf_record r;
+		ssize_t k;
+		/* An empty fault queue reads as 0: wait for it to be readable. */
+		while ((k = read(h->fault_fd, &r, sizeof(r))) == 0) {
+			struct pollfd p = {.fd = h->fault_fd, .events = POLLIN};
+			poll(&p, 1, 1000);
+			h->syscalls += 2;
+		}
+		h->syscalls += 2; /* the read, and the write below */
+		if (k != sizeof(r))
+			break;
+		uint64_t iova = r.addr & ~(PG - 1);
+		struct iommu_ioas_map_file m = {.size = sizeof(m),
+		                                .flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
+		                                         IOMMU_IOAS_MAP_WRITEABLE,
+		                                .ioas_id = h->ioas, .fd = h->memfd, .start = iova - h->iova, .length = PG,
+		                                .iova = iova};
+		iopf_response resp = {.cookie = r.cookie,
+		                      .code = ioctl(iommufd, IOMMU_IOAS_MAP_FILE, &m) == 0 ? IOMMUFD_PAGE_RESP_SUCCESS
+		                                                                          : IOMMUFD_PAGE_RESP_INVALID};
+		if (write(h->fault_fd, &resp, sizeof(resp)) != sizeof(resp))
+			break;
+		__atomic_store_n(&h->answered, i + 1, __ATOMIC_RELEASE);
+	}
+}
+
+/* iopfd's journal, mapped read-only: found among its fds by name. */
+static const struct iopf_jslot *svc_journal_slot(pid_t pid, void **map, size_t *size) {
+	char dir[64];
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(dir);
+	CHECK(d, "%s: %m", dir);
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		char p[320], target[256];
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		ssize_t k = readlink(p, target, sizeof(target) - 1);
+		if (k < 0)
+			continue;
+		target[k] = '\0';
+		if (strncmp(target, "/memfd:iopfd-journal", 20))
+			continue;
+		int fd = open(p, O_RDONLY | O_CLOEXEC);
+		struct stat st;
+		CHECK(fd >= 0 && fstat(fd, &st) == 0, "the journal: %m");
+		*size = (size_t)st.st_size;
+		*map = mmap(NULL, *size, PROT_READ, MAP_SHARED, fd, 0);
+		close(fd);
+		closedir(d);
+		CHECK(*map != MAP_FAILED, "mapping the journal: %m");
+		struct iopf_journal j;
+		CHECK(iopf_journal_open(*map, *size, &j) == 0 && j.shape.workers == 1, "not a journal of one worker");
+		return iopf_journal_slot(&j, 0);
+	}
+	closedir(d);
+	fail("iopfd has no journal");
+}
+
+/* Exact quantiles, in microseconds: iopfd's histograms round up to a
+ * quarter of an octave, too coarse to say how far into a burst half its
+ * faults were answered. */
+struct svc_lat {
+	double p50, p99;
+};
+
+static int svc_cmp(const void *a, const void *b) {
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Sorts v. */
+static struct svc_lat svc_quantiles(uint64_t *v, size_t n) {
+	qsort(v, n, sizeof(*v), svc_cmp);
+	return (struct svc_lat){.p50 = (double)v[n / 2] / 1000.0, .p99 = (double)v[n * 99 / 100] / 1000.0};
+}
+
+struct svc_result {
+	struct svc_lat lat;            /* trigger (or release) -> answer seen */
+	double per_fault_us;           /* first trigger (or release) -> last answer, per fault */
+	double syscalls_per_fault;     /* on the fault queue (reads, writes; the naive handler's polls) */
+	double trigger_us;             /* per trigger, from the first to the last */
+	uint64_t late;
+	double daemon_p50, daemon_p99; /* iopfd's own: read -> answer written */
+};
+
+static void svc_trigger(const struct mockdev *d, uint64_t iova, enum svc_pattern pat, uint64_t n, uint64_t *trig,
+                        uint64_t *triggered) {
+	uint64_t t0 = now_ns();
+	for (uint64_t k = 0; k < n; k++) {
+		if (pat == SVC_LOW) {
+			uint64_t due = t0 + k * SVC_LOW_GAP_NS;
+			struct timespec ts = {.tv_sec = (time_t)(due / 1000000000ull), .tv_nsec = (long)(due % 1000000000ull)};
+			clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+		}
+		trig[k] = now_ns();
+		trigger(d, 0, RD, iova + k * SVC_STRIDE);
+		__atomic_store_n(triggered, k + 1, __ATOMIC_RELEASE);
+	}
+}
+
+static unsigned svc_gap_us(enum svc_pattern pat) {
+	const char *g = getenv("IOPFD_SERVICE_TIME_GAP_US");
+	if (g && *g && pat != SVC_LOW)
+		return (unsigned)atoi(g);
+	return pat == SVC_LOW ? 0 : 100;
+}
+
+/* One run on a fresh IOAS, device, fault queue and handler: iopfd with
+ * the configuration conf, or the naive handler (conf NULL). */
+static void svc_run(const char *conf, enum svc_pattern pat, uint64_t n, struct svc_result *out) {
+	*out = (struct svc_result){0};
+	uint32_t ioas = ioas_alloc(), fault_id;
+	int fault_fd;
+	fault_alloc(&fault_id, &fault_fd);
+	struct mockdev dev = mock_device(ioas, fault_id);
+	uint64_t iova = MOCK_APERTURE_START, triggered = 0, len = n * SVC_STRIDE;
+	struct mem mem = memfd(len, 0x5a);
+	uint64_t *trig = calloc(n, sizeof(*trig)), *ans = calloc(n, sizeof(*ans));
+	CHECK(trig && ans, "out of memory");
+	/* Looks every 100 us but at the low rate: spinning costs the
+	 * handlers a CPU that the trigger thread needs while it triggers back
+	 * to back, and in a burst it only adds a vCPU for the host to run;
+	 * 100 us is under 1 % of either's latencies. */
+	struct svc_watch w = {.fault_fd = fault_fd, .triggered = &triggered, .iova = iova, .n = n, .ans = ans,
+	                      .gap_us = svc_gap_us(pat), .deadline = now_ns() + 120ull * 1000000000};
+	struct svc_naive *nv = mmap(NULL, sizeof(*nv), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK(nv != MAP_FAILED, "mmap: %m");
+	*nv = (struct svc_naive){.fault_fd = fault_fd, .memfd = mem.fd, .ioas = ioas, .iova = iova, .n = n};
+	sd_varlink *v = NULL;
+	void *jmap = NULL;
+	size_t jsize = 0;
+	pid_t naive = 0;
+	pthread_t wth;
+	if (conf) {
+		v = daemon_start_conf(conf);
+		uint64_t space;
+		uint32_t queue;
+		/* Fixed one-page windows: a map per fault, as the naive handler
+		 * does (adaptive fault-around would map ahead of the stride). */
+		space = fixed_space(v, len, PG, ioas);
+		OK(iopfc_add_region(v, space, iova, len, mem.fd, 0, ACC_RW, NULL, &err));
+		OK(iopfc_register_queue(v, fault_fd, "iommufd", NULL, &queue, &err));
+		OK(iopfc_bind(v, queue, dev.idev, IOPFC_PASID_NONE, space, &err));
+		w.slot = svc_journal_slot(daemon_pid, &jmap, &jsize);
+		if (pat == SVC_BURST)
+			daemon_pause();
+	} else {
+		w.count = &nv->answered;
+		nv->go = pat != SVC_BURST;
+		naive = fork();
+		CHECK(naive >= 0, "fork: %m");
+		if (naive == 0) {
+			svc_naive_main(nv);
+			_exit(0);
+		}
+	}
+	if (pat != SVC_BURST)
+		pthread_create(&wth, NULL, svc_watch_main, &w);
+	svc_trigger(&dev, iova, pat, n, trig, &triggered);
+	out->trigger_us = (double)(trig[n - 1] - trig[0]) / 1000.0 / (double)(n > 1 ? n - 1 : 1);
+	if (pat == SVC_BURST) {
+		/* Queued: each counts from the moment the handler may go. */
+		pthread_create(&wth, NULL, svc_watch_main, &w);
+		uint64_t t = now_ns();
+		for (uint64_t k = 0; k < n; k++)
+			trig[k] = t;
+		if (conf)
+			daemon_resume();
+		else
+			__atomic_store_n(&nv->go, 1, __ATOMIC_RELEASE);
+	}
+	pthread_join(wth, NULL);
+	CHECK(w.done == n, "%lu of %lu faults seen answered", (unsigned long)w.done, (unsigned long)n);
+	if (conf) {
+		sd_json_variant *st = stats(v);
+		CHECK(iopfc_u64(st, "success") == n, "iopfd served %lu of %lu", (unsigned long)iopfc_u64(st, "success"),
+		      (unsigned long)n);
+		out->daemon_p50 = sd_json_variant_real(sd_json_variant_by_key(st, "p50us"));
+		out->daemon_p99 = sd_json_variant_real(sd_json_variant_by_key(st, "p99us"));
+		out->syscalls_per_fault = (double)(iopfc_u64(st, "reads") + iopfc_u64(st, "writes")) / (double)n;
+		munmap(jmap, jsize);
+		sd_varlink_unref(v);
+		CHECK(daemon_stop() == 0, "iopfd did not exit cleanly");
+	} else {
+		int status;
+		waitpid(naive, &status, 0);
+		CHECK(nv->answered == n, "the naive handler answered %lu of %lu", (unsigned long)nv->answered,
+		      (unsigned long)n);
+		out->syscalls_per_fault = (double)nv->syscalls / (double)n;
+	}
+	uint64_t t_last = 0;
+	for (uint64_t k = 0; k < n; k++) {
+		if (ans[k] > t_last)
+			t_last = ans[k];
+		ans[k] = ans[k] > trig[k] ? ans[k] - trig[k] : 0;
+	}
+	out->lat = svc_quantiles(ans, n);
+	out->per_fault_us = (double)(t_last - trig[0]) / 1000.0 / (double)n;
+	out->late = w.late;
+	munmap(nv, sizeof(*nv));
+	free(trig);
+	free(ans);
+	mem_free(&mem);
+	close(fault_fd);
+}
+
+/* The floor: IOMMU_IOAS_MAP_FILE of the same one-page windows the handlers
+ * map, one call each, then IOMMU_IOAS_UNMAP of each, in a loop: the maps
+ * find the IOAS as full as the handlers' do. */
+static void svc_map_floor(uint64_t n, unsigned rounds, struct svc_lat *map, struct svc_lat *unmap) {
+	uint64_t *tm = calloc(n * rounds, sizeof(*tm)), *tu = calloc(n * rounds, sizeof(*tu));
+	CHECK(tm && tu, "out of memory");
+	uint32_t ioas = ioas_alloc();
+	struct mem mem = memfd(n * SVC_STRIDE, 0x5a);
+	uint64_t iova = MOCK_APERTURE_START;
+	for (unsigned round = 0; round < rounds; round++) {
+		for (uint64_t k = 0; k < n; k++) {
+			struct iommu_ioas_map_file m = {.size = sizeof(m),
+			                                .flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
+			                                         IOMMU_IOAS_MAP_WRITEABLE,
+			                                .ioas_id = ioas, .fd = mem.fd, .start = k * SVC_STRIDE, .length = PG,
+			                                .iova = iova + k * SVC_STRIDE};
+			uint64_t t0 = now_ns();
+			CHECK(ioctl(iommufd, IOMMU_IOAS_MAP_FILE, &m) == 0, "IOAS_MAP_FILE: %m");
+			tm[round * n + k] = now_ns() - t0;
+		}
+		for (uint64_t k = 0; k < n; k++) {
+			struct iommu_ioas_unmap u = {.size = sizeof(u), .ioas_id = ioas, .iova = iova + k * SVC_STRIDE,
+			                             .length = PG};
+			uint64_t t0 = now_ns();
+			CHECK(ioctl(iommufd, IOMMU_IOAS_UNMAP, &u) == 0, "IOAS_UNMAP: %m");
+			tu[round * n + k] = now_ns() - t0;
+		}
+	}
+	mem_free(&mem);
+	*map = svc_quantiles(tm, n * rounds);
+	*unmap = svc_quantiles(tu, n * rounds);
+	free(tm);
+	free(tu);
+}
+
+/* A handler measured: the naive one (conf NULL), or iopfd with answer
+ * slices of `groups` groups or `usec` of resolving. */
+struct svc_handler {
+	char name[48];
+	char conf[96];
+	bool naive;
+};
+
+static void svc_iopfd(struct svc_handler *h, unsigned groups, unsigned usec, const char *what) {
+	*h = (struct svc_handler){0};
+	snprintf(h->name, sizeof(h->name), "iopfd, slices %u/%u us%s", groups, usec, what);
+	snprintf(h->conf, sizeof(h->conf), "[Workers]\nAnswerSliceGroups=%u\nAnswerSliceUsec=%u\n", groups, usec);
+}
+
+#define SVC_MAX_HANDLERS 16
+
+/*
+ * The naive handler, iopfd without answer slices (before) and with the
+ * defaults (after), and the slice settings IOPFD_SERVICE_TIME_SLICES names
+ * ("GROUPS/USEC,..."), which is how the defaults were chosen: boot with
+ * tools/vm/run -a IOPFD_SERVICE_TIME_SLICES=... and this scenario
+ * (IOPFD_SERVICE_TIME_REPEAT: the runs of each, 3 by default;
+ * IOPFD_SERVICE_TIME_LOADS: which loads, e.g. "burst,high"; all by
+ * default).
+ */
+static void service_time(void) {
+	static const struct {
+		enum svc_pattern pat;
+		uint64_t n;
+		const char *key, *what;
+	} loads[] = {
+		{SVC_LOW, 300, "low", "low rate (500/s)"},
+		{SVC_HIGH, 3200, "high", "high rate (3200 back to back)"},
+		{SVC_BURST, 1600, "burst", "burst (1600 queued, one read)"},
+	};
+	const char *only = getenv("IOPFD_SERVICE_TIME_LOADS");
+	static struct svc_handler hs[SVC_MAX_HANDLERS];
+	size_t nh = 0;
+	const char *rs = getenv("IOPFD_SERVICE_TIME_REPEAT");
+	unsigned repeat = rs && atoi(rs) > 0 ? (unsigned)atoi(rs) : 3;
+	hs[nh++] = (struct svc_handler){.name = "naive", .naive = true};
+	svc_iopfd(&hs[nh++], 0, 0, " (before)");
+	svc_iopfd(&hs[nh++], IOPFD_ANSWER_SLICE_GROUPS, IOPFD_ANSWER_SLICE_USEC, " (after: the defaults)");
+	const char *more = getenv("IOPFD_SERVICE_TIME_SLICES");
+	for (const char *p = more; p && *p && nh < SVC_MAX_HANDLERS;) {
+		unsigned g, u;
+		int used = 0;
+		if (sscanf(p, " %u/%u%n", &g, &u, &used) != 2)
+			break;
+		svc_iopfd(&hs[nh++], g, u, "");
+		p += used;
+		p += strspn(p, " ,");
+	}
+
+	char cs[64] = "?";
+	FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
+	if (f) {
+		if (!fgets(cs, sizeof(cs), f))
+			snprintf(cs, sizeof(cs), "?");
+		cs[strcspn(cs, "\n")] = '\0';
+		fclose(f);
+	}
+	struct svc_lat map, unmap;
+	svc_map_floor(3200, repeat, &map, &unmap);
+	double floor_us = map.p50;
+	printf("# service-time map floor (3200 one-page windows mapped, then unmapped, %u times; clocksource %s): "
+	       "IOAS_MAP_FILE p50 %.1f p99 %.1f us, IOAS_UNMAP p50 %.1f p99 %.1f us\n",
+	       repeat, cs, map.p50, map.p99, unmap.p50, unmap.p99);
+	static struct svc_result best[SVC_MAX_HANDLERS], r;
+	for (size_t l = 0; l < sizeof(loads) / sizeof(loads[0]); l++) {
+		if (only && !strstr(only, loads[l].key))
+			continue;
+		/* Interleaved, the best of a few kept (by p99): the host's other
+		 * work only ever slows a run down. */
+		for (unsigned rep = 0; rep < repeat; rep++)
+			for (size_t h = 0; h < nh; h++) {
+				svc_run(hs[h].naive ? NULL : hs[h].conf, loads[l].pat, loads[l].n, &r);
+				if (rep == 0 || r.lat.p99 < best[h].lat.p99)
+					best[h] = r;
+			}
+		for (size_t h = 0; h < nh; h++) {
+			const struct svc_result *b = &best[h], *nv = &best[0];
+			printf("# service-time %s: %s: p50 %.1f p99 %.1f us", loads[l].what, hs[h].name, b->lat.p50,
+			       b->lat.p99);
+			if (!hs[h].naive)
+				printf(" (%.2fx, %.2fx naive's)", b->lat.p50 / nv->lat.p50, b->lat.p99 / nv->lat.p99);
+			if (loads[l].pat != SVC_LOW)
+				printf(", %.1f us per fault = %.2fx the map floor", b->per_fault_us, b->per_fault_us / floor_us);
+			/* How far into the burst half its faults were answered:
+			 * 100 % when every answer waits for the last map. */
+			if (loads[l].pat == SVC_BURST)
+				printf(", p50 at %.0f%% of the burst's time",
+				       100 * b->lat.p50 / (b->per_fault_us * (double)loads[l].n));
+			if (loads[l].pat == SVC_HIGH)
+				printf(" (triggers every %.1f us)", b->trigger_us);
+			printf(", %.3f syscalls on the queue per fault", b->syscalls_per_fault);
+			if (!hs[h].naive)
+				printf("; its own read->answered p50 %.1f p99 %.1f us (histogram: rounded up); %lu stamped late", b->daemon_p50,
+				       b->daemon_p99, (unsigned long)b->late);
+			printf("\n");
+		}
+	}
 }
 
 /* --- access traces replayed against the kernel --------------------------------------- */
@@ -1652,6 +2165,7 @@ static const struct scenario scenarios[] = {
 	{"client_exit_hands_back_backlog", client_exit_hands_back},
 	{"client_exit_while_stopped_hands_back_backlog", client_exit_stopped_hands_back},
 	{"figures", figures},
+	{"service_time", service_time},
 	{"trace_replay_matches_simulator", trace_replay},
 };
 
