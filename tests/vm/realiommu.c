@@ -44,10 +44,10 @@
 #include "iopf_abi.h"
 #include "iommufd_test.h"
 #include "iopfd/client.h"
+#include "harness.h"
 
 #define PG 4096ull
 #define SOCKET "/run/iopfd-vmtest-pri.sock"
-#define SYSTEM_SOCKET "/run/iopfd/io.iopfd"
 #define ACC_R 1u
 #define ACC_RW 3u
 #define PASID 1u
@@ -74,28 +74,6 @@ enum { ST_IDLE, ST_BUSY, ST_DONE, ST_REFUSED, ST_ERROR, ST_TIMEOUT };
 static const char *status_name[] = {"idle", "busy", "done", "refused", "error", "timed out"};
 
 static const char *iopfd_bin;
-static jmp_buf fail_jmp;
-static char fail_msg[1024];
-
-static void __attribute__((format(printf, 1, 2), noreturn)) fail(const char *fmt, ...) {
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(fail_msg, sizeof(fail_msg), fmt, ap);
-	va_end(ap);
-	longjmp(fail_jmp, 1);
-}
-
-#define CHECK(cond, ...)                 \
-	do {                             \
-		if (!(cond))             \
-			fail(__VA_ARGS__); \
-	} while (0)
-
-static uint64_t now_ns(void) {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* An eventfd that the iopfd this program starts writes after every write
  * of answers (IOPFD_TEST_ANSWERED_EVENTFD, a test hook): the client sleeps
@@ -864,41 +842,6 @@ static void figures_mock(void) {
 }
 
 /* --- under systemd ------------------------------------------------------------------ */
-
-static const char *sh(const char *cmd) {
-	static char out[256];
-	out[0] = 0;
-	FILE *f = popen(cmd, "r");
-	if (!f)
-		return out;
-	if (!fgets(out, sizeof(out), f))
-		out[0] = 0;
-	pclose(f);
-	out[strcspn(out, "\n")] = 0;
-	return out;
-}
-
-static unsigned long main_pid(void) {
-	return strtoul(sh("systemctl show -p MainPID --value iopfd.service"), NULL, 10);
-}
-
-/* Wait for a running iopfd.service whose main process is not `old`. */
-static sd_varlink *await_service(unsigned long old) {
-	uint64_t deadline = now_ns() + 60ull * 1000000000;
-	for (;;) {
-		unsigned long pid = main_pid();
-		sd_varlink *v;
-		if (pid && pid != old && !strcmp(sh("systemctl is-active iopfd.service"), "active") &&
-		    iopfc_connect(SYSTEM_SOCKET, &v) == 0) {
-			sd_json_variant *st_;
-			if (iopfc_statistics(v, &st_, &err) == 0)
-				return v;
-			sd_varlink_unref(v);
-		}
-		CHECK(now_ns() < deadline, "iopfd.service did not come back (pid %lu)", pid);
-		usleep(50000);
-	}
-}
 
 /* iopfd.service killed with SIGKILL three times while the device writes
  * page after page, each a new fault: a persistent queue and space (their fds

@@ -48,6 +48,7 @@
 #include "iopf_abi.h"
 #include "iommufd_test.h"
 #include "iopfd/client.h"
+#include "harness.h"
 #include "control/config.h"
 #include "engine/journal-format.h"
 #include "engine/queue-internal.h"
@@ -69,29 +70,6 @@
 static const char *iopfd_bin;
 static int iommufd = -1;
 static bool nested; /* decided once: paging fault HWPTs refused (6.12) */
-static jmp_buf fail_jmp;
-static char fail_msg[512];
-
-/* A failed check ends the scenario: message kept, control back to main. */
-static void __attribute__((format(printf, 1, 2), noreturn)) fail(const char *fmt, ...) {
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(fail_msg, sizeof(fail_msg), fmt, ap);
-	va_end(ap);
-	longjmp(fail_jmp, 1);
-}
-
-#define CHECK(cond, ...)                 \
-	do {                             \
-		if (!(cond))             \
-			fail(__VA_ARGS__); \
-	} while (0)
-
-static uint64_t now_ns(void) {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* --- the kernel's mock device --------------------------------------------------------- */
 
@@ -1608,51 +1586,9 @@ static void trace_replay(void) {
 
 /* --- under systemd ---------------------------------------------------------------------------- */
 
-#define SYSTEM_SOCKET "/run/iopfd/io.iopfd"
-
-/* The output of a shell command (first line), or "" */
-static const char *sh(const char *fmt, ...) {
-	static char out[512];
-	char cmd[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	out[0] = '\0';
-	FILE *f = popen(cmd, "r");
-	if (!f)
-		return out;
-	if (!fgets(out, sizeof(out), f))
-		out[0] = '\0';
-	pclose(f);
-	out[strcspn(out, "\n")] = '\0';
-	return out;
-}
-
-static unsigned long main_pid(void) {
-	return strtoul(sh("systemctl show -p MainPID --value iopfd.service"), NULL, 10);
-}
 
 static unsigned long restarts(void) {
 	return strtoul(sh("systemctl show -p NRestarts --value iopfd.service"), NULL, 10);
-}
-
-/* Wait for the service to run a main process other than `old` and answer. */
-static sd_varlink *await_service(unsigned long old) {
-	uint64_t deadline = now_ns() + 60ull * 1000000000;
-	for (;;) {
-		unsigned long pid = main_pid();
-		sd_varlink *v;
-		if (pid && pid != old && !strcmp(sh("systemctl is-active iopfd.service"), "active") &&
-		    iopfc_connect(SYSTEM_SOCKET, &v) == 0) {
-			sd_json_variant *st;
-			if (iopfc_statistics(v, &st, &err) == 0)
-				return v;
-			sd_varlink_unref(v);
-		}
-		CHECK(now_ns() < deadline, "iopfd.service did not come back (pid %lu)", pid);
-		usleep(50000);
-	}
 }
 
 static void socket_activation(void) {
