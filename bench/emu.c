@@ -211,12 +211,24 @@ static unsigned group_size(struct emu_queue *q) {
 	return n + (unsigned)(rnd(q) % (q->cfg.group_max - q->cfg.group_min + 1));
 }
 
+/* The bytes already sent go from the front of the send buffer. */
+static void sbuf_compact(struct emu_queue *q) {
+	memmove(q->sbuf, q->sbuf + q->s_off, q->s_len - q->s_off);
+	q->s_len -= q->s_off;
+	q->s_off = 0;
+}
+
 /* t_emit: when the group counts as emitted (now, or its scheduled time). */
 static void emit_group(struct emu_queue *q, unsigned dev, uint64_t t_emit) {
 	int cookie = cookie_alloc(q);
 	if (cookie < 0)
 		return; /* cannot happen: cookies = devices * outstanding */
 	unsigned n = group_size(q);
+	/* The buffer holds what is in flight and unsent, but the sent front
+	 * of it stays until half the buffer is sent: a group answered from
+	 * that front frees its cookie for a group that would not fit behind. */
+	if (q->s_len + n * sizeof(iopf_record) > q->s_cap)
+		sbuf_compact(q);
 	unsigned pidx = q->cfg.pasids ? (unsigned)(rnd(q) % q->cfg.pasids) : 0;
 	size_t stream = (size_t)dev * (q->cfg.pasids ? q->cfg.pasids : 1) + pidx;
 	uint64_t page = pick_page(q, stream, n);
@@ -380,11 +392,8 @@ static int send_pending(struct emu_queue *q) {
 	}
 	if (q->s_off == q->s_len)
 		q->s_off = q->s_len = 0;
-	else if (q->s_off > q->s_cap / 2) {
-		memmove(q->sbuf, q->sbuf + q->s_off, q->s_len - q->s_off);
-		q->s_len -= q->s_off;
-		q->s_off = 0;
-	}
+	else if (q->s_off > q->s_cap / 2)
+		sbuf_compact(q);
 	return 0;
 }
 
