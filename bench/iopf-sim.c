@@ -208,32 +208,16 @@ static void parse(int argc, char **argv, struct options *o) {
 	split(inflight, add_inflight, o);
 	if (!o->n_policies || !o->n_quotas || !o->n_inflight)
 		usage(2);
-	if (!o->n_trace_files && !o->n_synth && !o->traces_dir) {
-		size_t n;
-		const char *const *names = trace_synth_names(&n);
-		for (size_t i = 0; i < n; i++)
-			o->synth[o->n_synth++] = names[i];
-	}
 }
 
 /* --- the traces -------------------------------------------------------------- */
 
 static void load_traces(const struct options *o, struct trace_set *ts) {
-	const char *why;
-	int r;
-	for (size_t i = 0; i < o->n_trace_files; i++)
-		if ((r = trace_set_file(ts, o->trace_files[i], &why)) < 0)
-			die(o->trace_files[i], r, why);
-	if (o->traces_dir) {
-		size_t found;
-		if ((r = trace_set_dir(ts, o->traces_dir, &found, &why)) < 0)
-			die(o->traces_dir, r, why);
-		if (found == 0)
-			fprintf(stderr, "iopf-sim: no *.trace.zst in %s\n", o->traces_dir);
-	}
-	for (size_t i = 0; i < o->n_synth; i++)
-		if ((r = trace_set_synth(ts, o->synth[i], &o->size, &why)) < 0)
-			die(o->synth[i], r, why);
+	const char *what, *why;
+	int r = trace_set_load(ts, o->trace_files, o->n_trace_files, o->traces_dir, o->synth, o->n_synth, &o->size,
+	                       "iopf-sim", &what, &why);
+	if (r < 0)
+		die(what, r, why);
 }
 
 static void write_synth(const struct options *o) {

@@ -101,6 +101,29 @@ int trace_set_synth(struct trace_set *ts, const char *name, const struct synth_s
 	return r;
 }
 
+int trace_set_load(struct trace_set *ts, const char *const *files, size_t n_files, const char *dir,
+                   const char *const *synth, size_t n_synth, const struct synth_size *size, const char *prog,
+                   const char **what, const char **why) {
+	int r;
+	*why = NULL;
+	for (size_t i = 0; i < n_files; i++)
+		if ((r = trace_set_file(ts, *what = files[i], why)) < 0)
+			return r;
+	if (dir) {
+		size_t found;
+		if ((r = trace_set_dir(ts, *what = dir, &found, why)) < 0)
+			return r;
+		if (found == 0)
+			fprintf(stderr, "%s: no *.trace.zst in %s\n", prog, dir);
+	}
+	if (!n_files && !dir && !n_synth)
+		synth = trace_synth_names(&n_synth);
+	for (size_t i = 0; i < n_synth; i++)
+		if ((r = trace_set_synth(ts, *what = synth[i], size, why)) < 0)
+			return r;
+	return 0;
+}
+
 void trace_set_free(struct trace_set *ts) {
 	for (size_t i = 0; i < ts->n; i++)
 		sim_trace_free(&ts->t[i]);

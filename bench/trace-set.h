@@ -22,4 +22,11 @@ int trace_set_file(struct trace_set *ts, const char *path, const char **why);
 int trace_set_dir(struct trace_set *ts, const char *dir, size_t *found, const char **why);
 /* -EINVAL: no synthetic trace of that name. */
 int trace_set_synth(struct trace_set *ts, const char *name, const struct synth_size *size, const char **why);
+/* Everything a command line names, in that order: files, the directory's
+ * traces, synthetic ones; with none of them, every synthetic trace. On
+ * failure *what is the name that failed. `prog` prefixes the warning for
+ * a directory without traces. */
+int trace_set_load(struct trace_set *ts, const char *const *files, size_t n_files, const char *dir,
+                   const char *const *synth, size_t n_synth, const struct synth_size *size, const char *prog,
+                   const char **what, const char **why);
 void trace_set_free(struct trace_set *ts);
