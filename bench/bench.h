@@ -63,6 +63,15 @@ struct bench_result {
 	uint64_t syscalls; /* the handler's reads + writes + epoll_waits (0: not counted) */
 	uint64_t polls;    /* iopfd: busy-poll rounds that found nothing */
 	struct iopf_hist lat;
+	/* Open loop: the median, over the run's windows (load.c), of
+	 * each window's p99; 0 when the run had too few. A virtual CPU the
+	 * host deschedules for a few milliseconds delays every group in
+	 * flight, and a few such gaps a second are more than 1 % of a run's
+	 * groups: the run's p99 would be the host's. They spoil a window,
+	 * not the median of them; a handler that cannot keep up spoils
+	 * every window. */
+	double p99_window_us;
+	unsigned windows; /* the windows that median is over */
 	/* mlock backend (iopfd) and the mlock floor */
 	uint64_t maps, unmaps, mapped_bytes;
 	uint64_t window_bytes; /* floor: bytes per window */

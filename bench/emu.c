@@ -79,7 +79,8 @@ static double rnd_unit(struct emu_queue *q) {
 int emu_queue_new(const struct emu_config *cfg, int fd, struct emu_queue **out) {
 	if (!cfg->devices || !cfg->outstanding || !cfg->group_min || cfg->group_max < cfg->group_min ||
 	    !cfg->iova_pages || cfg->group_max > cfg->iova_pages || cfg->group_max > 4096 || cfg->rate < 0 ||
-	    cfg->zipf_s < 0 || (cfg->sizes == EMU_SIZE_GEOMETRIC && cfg->group_mean < cfg->group_min))
+	    cfg->zipf_s < 0 || (cfg->sizes == EMU_SIZE_GEOMETRIC && cfg->group_mean < cfg->group_min) ||
+	    (cfg->windows && !cfg->window_ns))
 		return -EINVAL;
 	struct emu_queue *q = calloc(1, sizeof(*q));
 	if (!q)
@@ -342,6 +343,11 @@ static void take_response(struct emu_queue *q, const iopf_response *r, uint64_t 
 	if (s->expect >= 0 && (uint32_t)s->expect != r->code)
 		q->st.unexpected++;
 	iopf_hist_add(&q->lat, now - s->t_emit);
+	if (q->cfg.windows && s->t_emit >= q->t0) {
+		uint64_t w = (s->t_emit - q->t0) / q->cfg.window_ns;
+		if (w < q->cfg.n_windows)
+			iopf_hist_add(&q->cfg.windows[w], now - s->t_emit);
+	}
 	s->state = SLOT_ANSWERED;
 	q->free_bits[r->cookie / 64] |= 1ull << (r->cookie % 64);
 	q->dev_out[s->dev]--;

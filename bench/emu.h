@@ -61,6 +61,12 @@ struct emu_config {
 	 * wait. 0: closed loop, every free cookie is used at once. */
 	double rate;
 	uint64_t phase_ns;
+	/* Optional: latency by window of scheduled time as well, windows[i]
+	 * taking the groups due in [i, i + 1) * window_ns after the run's
+	 * start. The queues of one emulator thread may share the array. */
+	struct iopf_hist *windows;
+	unsigned n_windows;
+	uint64_t window_ns;
 };
 
 struct emu_stats {

@@ -37,9 +37,67 @@ struct iopf_region *bench_load_region(const struct bench_load *l) {
 	return s && s->regions && s->regions->n ? s->regions->r[0] : NULL;
 }
 
+/*
+ * Open loop: the run in windows of scheduled time, each long enough for
+ * WINDOW_GROUPS groups and at least WINDOW_MIN_MS, so that a window's p99
+ * is its tenth slowest group or later; fewer than WINDOWS_MIN windows, and
+ * the run has no windowed figure.
+ */
+#define WINDOW_GROUPS 1000
+#define WINDOW_MIN_MS 100
+#define WINDOWS_MIN 5
+/* A window that saw fewer than this share of its groups (the last one, cut
+ * by the end of the run) does not count. */
+#define WINDOW_FULL 0.5
+
+static void windows_new(const struct bench_cfg *c, struct bench_load *l, uint64_t *window_ns) {
+	*window_ns = 0;
+	if (c->rate <= 0)
+		return;
+	double ns = 1e9 * WINDOW_GROUPS / c->rate;
+	if (ns < WINDOW_MIN_MS * 1e6)
+		ns = WINDOW_MIN_MS * 1e6;
+	unsigned n = (unsigned)((double)c->duration_ms * 1e6 / ns);
+	if (n < WINDOWS_MIN)
+		return;
+	l->windows = calloc(n, sizeof(*l->windows));
+	if (!l->windows)
+		bench_die("load", -ENOMEM);
+	l->n_windows = n;
+	*window_ns = (uint64_t)ns;
+}
+
+static int cmp_double(const void *a, const void *b) {
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static void windows_collect(const struct bench_cfg *c, const struct bench_load *l, struct bench_result *res) {
+	if (!l->n_windows)
+		return;
+	double *p99 = calloc(l->n_windows, sizeof(double));
+	if (!p99)
+		bench_die("load", -ENOMEM);
+	double expect = c->rate * (double)c->duration_ms / 1e3 / l->n_windows;
+	unsigned n = 0;
+	for (unsigned i = 0; i < l->n_windows; i++)
+		if ((double)l->windows[i].count >= WINDOW_FULL * expect)
+			p99[n++] = (double)iopf_hist_quantile(&l->windows[i], 0.99) / 1e3;
+	if (n >= WINDOWS_MIN) {
+		qsort(p99, n, sizeof(double), cmp_double);
+		res->p99_window_us = n % 2 ? p99[n / 2] : (p99[n / 2 - 1] + p99[n / 2]) / 2;
+		res->windows = n;
+	}
+	free(p99);
+}
+
 void bench_load_new(const struct bench_cfg *c, struct iopf_bindings *b, struct bench_load *l) {
 	int r;
 	l->space = NULL;
+	l->windows = NULL;
+	l->n_windows = 0;
+	uint64_t window_ns;
+	windows_new(c, l, &window_ns);
 	l->memfd = c->backend == IOPF_BACKEND_NONE ? -1 : bench_load_memfd(c->pages * 4096, true);
 	if (b) {
 		struct iopf_space_config sc = {
@@ -75,7 +133,8 @@ void bench_load_new(const struct bench_cfg *c, struct iopf_bindings *b, struct b
 			.outstanding = c->outstanding, .group_min = c->group_min, .group_max = c->group_max,
 			.sizes = c->sizes, .group_mean = c->group_mean, .iova_base = BENCH_LOAD_IOVA,
 			.iova_pages = c->pages, .pattern = c->pattern, .zipf_s = c->zipf_s, .perm = IOPF_PERM_READ,
-			.seed = c->seed + q + 1,
+			.seed = c->seed + q + 1, .windows = l->windows, .n_windows = l->n_windows,
+			.window_ns = window_ns,
 		};
 		if (c->rate > 0) {
 			/* The queues take turns on one schedule of c->rate groups/s. */
@@ -121,6 +180,7 @@ void bench_load_collect(const struct bench_cfg *c, struct bench_load *l, struct 
 		res->violations += emu_violations(&st);
 		iopf_hist_merge(&res->lat, emu_queue_latency(l->emu[q]));
 	}
+	windows_collect(c, l, res);
 	res->ran = true;
 }
 
@@ -135,4 +195,5 @@ void bench_load_free(const struct bench_cfg *c, struct iopf_bindings *b, struct 
 		close(l->memfd);
 	free(l->emu);
 	free(l->dfd);
+	free(l->windows);
 }

@@ -30,6 +30,10 @@ struct bench_load {
 	int memfd;
 	int *dfd; /* handler ends */
 	struct emu_queue **emu;
+	/* Open loop: latency by window of scheduled time (see bench.h's
+	 * p99_window_us), shared by the emulators. */
+	struct iopf_hist *windows;
+	unsigned n_windows;
 };
 
 /* Address space and bindings (when b is not NULL), socket pairs, emulators. */
