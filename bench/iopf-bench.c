@@ -46,6 +46,8 @@
 #include <unistd.h>
 
 #include "baselines.h"
+#include "gaps.h"
+#include "knee.h"
 #include "bench.h"
 #include "load.h"
 #include "util.h"
@@ -408,6 +410,12 @@ static double pct_us(const struct bench_result *r, double q) {
 	return us(iopf_hist_quantile(&r->lat, q));
 }
 
+/* The tail an open-loop target judges: the median of the run's windows'
+ * p99 (bench.h says why), or the run's own p99 when it had no windows. */
+static double tail_us(const struct bench_result *r) {
+	return r->windows ? r->p99_window_us : pct_us(r, 0.99);
+}
+
 static double ratio(double a, double b) {
 	return b > 0 ? a / b : 0;
 }
@@ -417,6 +425,8 @@ struct machine {
 	long cores;
 	char kernel[3 * 65 + 3];
 	double load; /* 1-minute load average: how shared the machine was */
+	bool have_gaps;
+	struct bench_gaps gaps; /* how often the host took a CPU away, before the runs */
 };
 
 static double loadavg(void) {
@@ -490,6 +500,19 @@ static void json_machine(FILE *f, const struct machine *m) {
 	json_num(f, m->load);
 	fputs(",\"loadavg_end\":", f);
 	json_num(f, loadavg());
+	if (m->have_gaps) {
+		fputs(",\"gaps\":{\"seconds_per_cpu\":", f);
+		json_num(f, m->gaps.seconds);
+		fputs(",\"per_s_over_100us\":", f);
+		json_num(f, m->gaps.per_s_100us);
+		fputs(",\"per_s_over_1ms\":", f);
+		json_num(f, m->gaps.per_s_1ms);
+		fputs(",\"lost\":", f);
+		json_num(f, m->gaps.lost);
+		fputs(",\"longest_us\":", f);
+		json_num(f, m->gaps.longest_us);
+		fputs("}", f);
+	}
 	fputs("}", f);
 }
 
@@ -576,6 +599,11 @@ static void json_result(FILE *f, const struct bench_cfg *c, const struct bench_r
 	json_num(f, pct_us(r, 0.999));
 	fputs(",\"max_us\":", f);
 	json_num(f, us(r->lat.max));
+	if (r->windows) {
+		fputs(",\"p99_window_us\":", f);
+		json_num(f, r->p99_window_us);
+		fprintf(f, ",\"windows\":%u", r->windows);
+	}
 	/* Where the time went: microseconds of CPU per group on each side. */
 	fputs(",\"emulator_cpu_us_per_group\":", f);
 	json_num(f, r->groups ? round(r->emu_cpu * 1e6 / (double)r->groups * 1e4) / 1e4 : 0);
@@ -644,6 +672,8 @@ static void table_row(FILE *f, const struct bench_cfg *c, const struct bench_res
 	        (unsigned long)r->violations, busy, hus);
 	if (r->mode == MODE_IOPFD && c->backend == IOPF_BACKEND_MLOCK)
 		fprintf(f, "  %.0f maps/s", maps_rate(r));
+	if (r->windows)
+		fprintf(f, "  p99 %.1f us (median of %u windows)", r->p99_window_us, r->windows);
 	if (r->invalid)
 		fprintf(f, "  (%lu INVALID)", (unsigned long)r->invalid);
 	fputc('\n', f);
@@ -676,6 +706,15 @@ struct target {
 #define KNEE_LOW_RATE 5000.0
 #define KNEE_MAX_RATE 16e6
 #define KNEE_RUN_MS 500
+/* Each run's p99 rests on at least this many groups (it is then the
+ * 100th slowest): at a low rate, one spell of other work on a shared
+ * machine delays a few dozen groups in a row, which would be the p99 of a
+ * short run. A run lasts at most KNEE_LONGEST_RUN_MS all the same. */
+#define KNEE_MIN_GROUPS 10000
+#define KNEE_LONGEST_RUN_MS 4000
+/* Rates between two of the climb's steps (a factor of 2) tried near the
+ * knee: 2^(1/4) apart. */
+#define KNEE_FINE_STEPS 4
 
 enum { KNEE_ECHO, KNEE_IOPFD, _KNEE_MAX };
 
@@ -685,6 +724,9 @@ struct knee {
 	double low_rate, p50_low_us, limit_us;
 	double rate[_KNEE_MAX];     /* the knee, groups/s; 0: over the limit at the low load already */
 	bool open_ended[_KNEE_MAX]; /* still under the limit at the highest rate tried */
+	/* the rates tried next to the crossing: the last under the limit and
+	 * the first over it (0: none) */
+	double below[_KNEE_MAX], above[_KNEE_MAX];
 };
 
 /* Both handlers at a fraction of the do-nothing handler's knee. */
@@ -777,7 +819,7 @@ static bool better(enum best how, const struct bench_result *a, const struct ben
 	case BEST_P50:
 		return pct_us(a, 0.5) < pct_us(b, 0.5);
 	case BEST_P99:
-		return pct_us(a, 0.99) < pct_us(b, 0.99);
+		return tail_us(a) < tail_us(b);
 	case BEST_MAPS:
 		return maps_rate(a) > maps_rate(b);
 	case BEST_SYSCALLS:
@@ -832,18 +874,30 @@ static void suite_best(struct suite *s, const struct bench_cfg *c, const enum be
 }
 
 static bool under_limit(const struct knee *k, const struct bench_result *r) {
-	return pct_us(r, 0.99) <= k->limit_us;
+	return tail_us(r) <= k->limit_us;
+}
+
+/* How long a run at `rate` lasts: min_ms, or long enough for
+ * KNEE_MIN_GROUPS groups, up to KNEE_LONGEST_RUN_MS. */
+static unsigned run_ms_at(double rate, unsigned min_ms) {
+	double ms = rate > 0 ? 1e3 * KNEE_MIN_GROUPS / rate : min_ms;
+	if (ms > KNEE_LONGEST_RUN_MS)
+		ms = KNEE_LONGEST_RUN_MS;
+	return ms > min_ms ? (unsigned)ceil(ms) : min_ms;
+}
+
+static void curve_add(struct knee_curve *cv, double rate, const struct bench_result *r) {
+	if (knee_curve_add(cv, rate, tail_us(r)) < 0)
+		bench_die("knee: too many rates", -E2BIG);
 }
 
 /*
- * A handler's climb through the offered rates: pass, the highest rate
- * under the limit so far; fail, the first rate of the failing streak after
- * it (0: none). A handler leaves the climb after two rates in a row over
- * the limit: one rate over it can be a spell of other work on a shared
- * machine, two in a row is a queue that grows.
+ * A handler's climb through the offered rates: it leaves after two rates
+ * in a row over the limit. One rate over it can be a spell of other work
+ * on a shared machine, two in a row is a queue that grows.
  */
 struct climb {
-	double pass, fail;
+	double pass, fail; /* the last rate under the limit; the first over it after that (0: none) */
 	int streak;
 };
 
@@ -854,12 +908,36 @@ static void climb_judge(struct climb *cl, double rate, bool under) {
 		cl->fail = rate;
 }
 
+/* Both handlers at one rate, interleaved, each judged on its best p99. */
+static void knee_round(struct suite *s, struct bench_cfg *c, double rate, const bool *which, struct knee_curve *cv,
+                       struct bench_result *b) {
+	static const enum bench_mode modes[_KNEE_MAX] = {[KNEE_ECHO] = MODE_ECHO, [KNEE_IOPFD] = MODE_IOPFD};
+	struct trial t[_KNEE_MAX] = {0};
+	int idx[_KNEE_MAX];
+	size_t n = 0;
+	c->rate = rate;
+	c->duration_ms = run_ms_at(rate, KNEE_RUN_MS);
+	for (int h = 0; h < _KNEE_MAX; h++)
+		if (which[h]) {
+			t[n] = (struct trial){c, modes[h]};
+			idx[n++] = h;
+		}
+	struct bench_result r[_KNEE_MAX];
+	suite_best_of(s, t, n, BEST_P99, r);
+	for (size_t i = 0; i < n; i++) {
+		curve_add(&cv[idx[i]], rate, &r[i]);
+		b[idx[i]] = r[i];
+	}
+}
+
 /*
- * The knee of both handlers on one shape: the low load first (its p50
- * sets the limit), then the offered rate up in steps until each handler's
- * p99 is over the limit, then a few bisections (geometric) between the
- * last rate under it and the first over it. Every rate tried is a point of
- * the curve of latency against offered load.
+ * The knee of both handlers on one shape. The low load first: its p50
+ * sets the limit. Then the offered rate doubles until each handler has
+ * been over the limit twice in a row. Then both handlers run at rates
+ * 2^(1/4) apart over the octaves where either crossed, so that near the
+ * knee the two curves have the same points, each measured in the same
+ * rounds. Every rate tried is a point of the curve of latency against
+ * offered load; the knee is where the curve's fit crosses the limit.
  */
 static void find_knee(struct suite *s, const struct bench_cfg *base, unsigned queues, unsigned outstanding,
                       struct knee *k) {
@@ -870,70 +948,71 @@ static void find_knee(struct suite *s, const struct bench_cfg *base, unsigned qu
 	c.scenario = "knee";
 	c.queues = queues;
 	c.outstanding = outstanding;
-	c.duration_ms = KNEE_RUN_MS;
 	c.rate = KNEE_LOW_RATE;
+	c.duration_ms = run_ms_at(c.rate, KNEE_RUN_MS);
 	struct bench_result b[_KNEE_MAX];
 	suite_best(s, &c, modes, _KNEE_MAX, BEST_P50, b);
 	k->p50_low_us = pct_us(&b[KNEE_ECHO], 0.5);
 	k->limit_us = KNEE_FACTOR * k->p50_low_us;
+
+	struct knee_curve cv[_KNEE_MAX] = {0};
 	struct climb cl[_KNEE_MAX] = {0};
 	for (int h = 0; h < _KNEE_MAX; h++) {
-		/* The run kept for its p50 is one draw of the p99: at 5 k/s one
-		 * spell of other work on the machine delays the 1 % of a run's
-		 * groups that make it. Over the limit there, a handler is judged
-		 * as at every other rate, on its best p99. */
+		/* The run kept for its p50 is one draw of the p99: judged as at
+		 * every other rate, on the best p99 of its runs. */
 		if (!under_limit(k, &b[h]))
 			suite_best_of(s, &(struct trial){&c, modes[h]}, 1, BEST_P99, &b[h]);
+		curve_add(&cv[h], c.rate, &b[h]);
 		climb_judge(&cl[h], c.rate, under_limit(k, &b[h]));
 	}
 
-	struct trial t[_KNEE_MAX];
-	int idx[_KNEE_MAX];
 	double step = s->quick ? 4 : 2;
 	for (double r = KNEE_LOW_RATE * step; r <= KNEE_MAX_RATE; r *= step) {
-		size_t n = 0;
-		c.rate = r;
+		bool in[_KNEE_MAX];
+		bool any = false;
 		for (int h = 0; h < _KNEE_MAX; h++)
-			if (cl[h].streak < 2) {
-				t[n] = (struct trial){&c, modes[h]};
-				idx[n++] = h;
-			}
-		if (!n)
+			any |= in[h] = cl[h].streak < 2;
+		if (!any)
 			break;
-		suite_best_of(s, t, n, BEST_P99, b);
-		for (size_t i = 0; i < n; i++)
-			climb_judge(&cl[idx[i]], r, under_limit(k, &b[i]));
-	}
-	double pass[_KNEE_MAX], fail[_KNEE_MAX];
-	for (int h = 0; h < _KNEE_MAX; h++) {
-		pass[h] = cl[h].pass;
-		fail[h] = cl[h].fail;
-	}
-	struct bench_cfg at[_KNEE_MAX];
-	for (unsigned j = 0; j < (s->quick ? 0u : 3u); j++) {
-		size_t n = 0;
+		knee_round(s, &c, r, in, cv, b);
 		for (int h = 0; h < _KNEE_MAX; h++)
-			if (pass[h] > 0 && fail[h] > 0) {
-				at[h] = c;
-				at[h].rate = sqrt(pass[h] * fail[h]);
-				t[n] = (struct trial){&at[h], modes[h]};
-				idx[n++] = h;
-			}
-		if (!n)
-			break;
-		suite_best_of(s, t, n, BEST_P99, b);
-		for (size_t i = 0; i < n; i++)
-			*(under_limit(k, &b[i]) ? &pass[idx[i]] : &fail[idx[i]]) = t[i].c->rate;
+			if (in[h])
+				climb_judge(&cl[h], r, under_limit(k, &b[h]));
+	}
+
+	/* The octaves where a handler crossed: from its last rate under the
+	 * limit to the first over it, both handlers at every fine rate. */
+	double lo = 0, hi = 0;
+	for (int h = 0; h < _KNEE_MAX; h++)
+		if (cl[h].pass > 0 && cl[h].fail > 0) {
+			lo = lo > 0 && lo < cl[h].pass ? lo : cl[h].pass;
+			hi = hi > cl[h].fail ? hi : cl[h].fail;
+		}
+	if (!s->quick && lo > 0) {
+		const bool both[_KNEE_MAX] = {true, true};
+		double f = pow(step, 1.0 / KNEE_FINE_STEPS);
+		for (double r = lo * f; r < hi / sqrt(f); r *= f) {
+			/* the climb's own rates are on the curve already */
+			double octaves = log(r / KNEE_LOW_RATE) / log(step);
+			if (fabs(octaves - round(octaves)) < 1e-6)
+				continue;
+			knee_round(s, &c, r, both, cv, b);
+		}
 	}
 	for (int h = 0; h < _KNEE_MAX; h++) {
-		k->rate[h] = pass[h];
-		k->open_ended[h] = !fail[h];
+		struct knee_crossing x = knee_crossing(&cv[h], k->limit_us);
+		k->rate[h] = x.knee;
+		k->open_ended[h] = x.open_ended;
+		k->below[h] = x.below;
+		k->above[h] = x.above;
 	}
-	fprintf(s->out, "%-14s %s: limit %.1f us (%d x the do-nothing p50 at %.0f/s); knee: do-nothing %.0f/s%s, iopfd "
-	                "%.0f/s%s\n",
+	fprintf(s->out,
+	        "%-14s %s: limit %.1f us (%d x the do-nothing p50 at %.0f/s); knee: do-nothing %.0f/s%s (tried %.0f and "
+	        "%.0f), iopfd %.0f/s%s (tried %.0f and %.0f)\n",
 	        "knee", k->shape, k->limit_us, KNEE_FACTOR, k->low_rate, k->rate[KNEE_ECHO],
-	        k->open_ended[KNEE_ECHO] ? " (or more)" : "", k->rate[KNEE_IOPFD],
-	        k->open_ended[KNEE_IOPFD] ? " (or more)" : "");
+	        k->open_ended[KNEE_ECHO] ? " (or more)" : "", k->below[KNEE_ECHO], k->above[KNEE_ECHO],
+	        k->rate[KNEE_IOPFD], k->open_ended[KNEE_IOPFD] ? " (or more)" : "", k->below[KNEE_IOPFD],
+	        k->above[KNEE_IOPFD]);
 }
 
 static const char *kilo(double v, char *buf, size_t n) {
@@ -946,10 +1025,26 @@ static const char *kilo(double v, char *buf, size_t n) {
 	return buf;
 }
 
+/*
+ * The emulator on a CPU and the handler on another, where there are two.
+ * The emulator stands in for a device, which takes no CPU of the host;
+ * left to the scheduler, a waking handler is often placed on the CPU of the
+ * emulator that woke it, and the two then share one CPU for milliseconds
+ * while the other idles (on two CPUs: open-loop p99 of 1 to 2 ms at a third
+ * of the knee, for either handler, in runs that pinned did not have).
+ */
+static void pin_apart(struct bench_cfg *c) {
+	bool pin = sysconf(_SC_NPROCESSORS_ONLN) >= 2;
+	c->cpu_emu = pin ? 0 : -1;
+	c->cpu_handler = pin ? 1 : -1;
+}
+
 /* The knee, its targets, and iopfd against the do-nothing handler at 10,
- * 25 and 50 % of it. */
-static void latency_shape(struct suite *s, const struct bench_cfg *base, unsigned queues, unsigned outstanding,
+ * 25 and 50 % of it, the emulator and the handler pinned apart. */
+static void latency_shape(struct suite *s, const struct bench_cfg *unpinned, unsigned queues, unsigned outstanding,
                           unsigned run_ms) {
+	struct bench_cfg pinned = *unpinned, *base = &pinned;
+	pin_apart(&pinned);
 	struct knee *k = &s->knees[s->n_knees++];
 	find_knee(s, base, queues, outstanding, k);
 	char key[64], b1[32], b2[32];
@@ -978,17 +1073,18 @@ static void latency_shape(struct suite *s, const struct bench_cfg *base, unsigne
 		c.scenario = "latency";
 		c.queues = queues;
 		c.outstanding = outstanding;
-		c.duration_ms = run_ms;
 		c.rate = fractions[i] * k->rate[KNEE_ECHO];
+		c.duration_ms = run_ms_at(c.rate, run_ms);
 		struct bench_result b[2];
 		suite_best(s, &c, modes, 2, BEST_P99, b);
 		s->points = xrealloc(s->points, (s->n_points + 1) * sizeof(*s->points));
 		s->points[s->n_points++] =
 			(struct lat_point){.k = k, .fraction = fractions[i], .rate = c.rate, .iopfd = b[0], .echo = b[1]};
-		target_add(s, key, ratio(pct_us(&b[0], 0.99), pct_us(&b[1], 0.99)), 1.25, '<', "x",
-		           "open loop %s at %.0f%% of the knee (%s/s): iopfd p99 / do-nothing p99 (%.0f vs %.0f us)",
-		           k->shape, 100 * fractions[i], kilo(c.rate, b2, sizeof(b2)), pct_us(&b[0], 0.99),
-		           pct_us(&b[1], 0.99));
+		target_add(s, key, ratio(tail_us(&b[0]), tail_us(&b[1])), 1.25, '<', "x",
+		           "open loop %s at %.0f%% of the knee (%s/s): iopfd p99 / do-nothing p99 (%.0f vs %.0f us; "
+		           "whole runs %.0f vs %.0f)",
+		           k->shape, 100 * fractions[i], kilo(c.rate, b2, sizeof(b2)), tail_us(&b[0]), tail_us(&b[1]),
+		           pct_us(&b[0], 0.99), pct_us(&b[1], 0.99));
 	}
 }
 
@@ -998,9 +1094,7 @@ static void latency_shape(struct suite *s, const struct bench_cfg *base, unsigne
  * the naive handler. */
 static void busy_polling(struct suite *s, const struct bench_cfg *base, const struct knee *k1, unsigned run_ms) {
 	struct bench_cfg c = *base;
-	bool pin = sysconf(_SC_NPROCESSORS_ONLN) >= 2;
-	c.cpu_emu = pin ? 0 : -1;
-	c.cpu_handler = pin ? 1 : -1;
+	pin_apart(&c);
 	c.queues = 1;
 	c.duration_ms = run_ms;
 	c.scenario = "busy-poll";
@@ -1049,6 +1143,15 @@ static int run_suite(const struct bench_cfg *defaults, bool quick, unsigned repe
 	machine_get(&mach);
 	fprintf(tab, "machine: %s, %ld cores, %s, load average %.2f at the start\n", mach.cpu, mach.cores, mach.kernel,
 	        mach.load);
+	/* What the tails below stand on: a CPU taken away for a millisecond
+	 * delays every group in flight then. */
+	mach.have_gaps = bench_gaps_measure(2.0, &mach.gaps) == 0;
+	if (mach.have_gaps)
+		fprintf(tab,
+		        "gaps: every CPU spun on the clock for %.0f s: %.1f gaps over 100 us and %.2f over 1 ms per second "
+		        "and CPU, the longest %.0f us, %.2f %% of the time lost\n",
+		        mach.gaps.seconds, mach.gaps.per_s_100us, mach.gaps.per_s_1ms, mach.gaps.longest_us,
+		        100 * mach.gaps.lost);
 	fprintf(tab,
 	        "suite: %s, %u ms per run, best of %u interleaved runs per mode (ratios are between runs of this one "
 	        "invocation)\n",
@@ -1235,8 +1338,11 @@ static int run_suite(const struct bench_cfg *defaults, bool quick, unsigned repe
 			json_num(json, round(k->rate[KNEE_ECHO]));
 			fputs(",\"iopfd\":", json);
 			json_num(json, round(k->rate[KNEE_IOPFD]));
-			fprintf(json, ",\"echo_open_ended\":%s,\"iopfd_open_ended\":%s}",
+			fprintf(json, ",\"echo_open_ended\":%s,\"iopfd_open_ended\":%s",
 			        k->open_ended[KNEE_ECHO] ? "true" : "false", k->open_ended[KNEE_IOPFD] ? "true" : "false");
+			/* the rates tried on either side of each crossing */
+			fprintf(json, ",\"echo_between\":[%.0f,%.0f],\"iopfd_between\":[%.0f,%.0f]}", k->below[KNEE_ECHO],
+			        k->above[KNEE_ECHO], k->below[KNEE_IOPFD], k->above[KNEE_IOPFD]);
 		}
 		fputs("],\n\"latency_points\":[", json);
 		for (size_t i = 0; i < s.n_points; i++) {
