@@ -264,6 +264,11 @@ static void *echo_main(void *arg) {
 			h->syscalls++;
 			if (n <= 0)
 				continue;
+			if (h->c->echo_visit_ns) {
+				uint64_t until = bench_now_ns() + h->c->echo_visit_ns;
+				while (bench_now_ns() < until)
+					;
+			}
 			size_t len = have + (size_t)n, off = 0, nr = 0;
 			for (; off + sizeof(iopf_record) <= len; off += sizeof(iopf_record)) {
 				const iopf_record *rec = (const iopf_record *)(buf + off);

@@ -41,6 +41,10 @@ struct bench_cfg {
 	enum iopf_backend_kind backend;
 	uint64_t quota, window;
 	uint64_t busy_poll_ns; /* iopfd-poll: how long a worker polls before it sleeps */
+	/* echo: CPU time it spends on each queue visit besides its system
+	 * calls, standing in for a handler's own work: what a handler's cost
+	 * per visit does to its tail near saturation. 0: none. */
+	uint64_t echo_visit_ns;
 	/* The emulator's thread and the handler's threads each on a CPU of
 	 * their own (busy polling needs one); -1: wherever the kernel puts them. */
 	int cpu_emu, cpu_handler;

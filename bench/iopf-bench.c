@@ -620,6 +620,8 @@ static void json_result(FILE *f, const struct bench_cfg *c, const struct bench_r
 		        (unsigned long)r->unmaps);
 		json_num(f, maps_rate(r));
 	}
+	if (r->mode == MODE_ECHO && c->echo_visit_ns)
+		fprintf(f, ",\"echo_visit_ns\":%lu", (unsigned long)c->echo_visit_ns);
 	if (r->mode == MODE_IOPFD_POLL) {
 		fputs(",\"busy_poll_us\":", f);
 		json_num(f, c->busy_poll_ns / 1e3);
@@ -674,6 +676,8 @@ static void table_row(FILE *f, const struct bench_cfg *c, const struct bench_res
 		fprintf(f, "  %.0f maps/s", maps_rate(r));
 	if (r->windows)
 		fprintf(f, "  p99 %.1f us (median of %u windows)", r->p99_window_us, r->windows);
+	if (r->mode == MODE_ECHO && c->echo_visit_ns)
+		fprintf(f, "  (+%lu ns a visit)", (unsigned long)c->echo_visit_ns);
 	if (r->invalid)
 		fprintf(f, "  (%lu INVALID)", (unsigned long)r->invalid);
 	fputc('\n', f);
@@ -1558,13 +1562,14 @@ static void usage(void) {
 	        "                  [--rate GROUPS_PER_S] [--duration-ms N] [--seed N]\n"
 	        "                  [--backend none|mlock] [--quota BYTES] [--window BYTES]\n"
 	        "                  [--modes iopfd,iopfd-poll,naive,perqueue,echo,pingpong,mlock-floor,daemon]\n"
-	        "                  [--busy-poll-us N] [--pin EMULATOR_CPU,HANDLER_CPU]\n"
+	        "                  [--busy-poll-us N] [--echo-visit-ns N] [--pin EMULATOR_CPU,HANDLER_CPU]\n"
 	        "                  [--socket PATH | --spawn IOPFD] [--then CMD] [--demo]\n"
 	        "                  [--suite quick|standard [--repeat N]] [--json] [--json-out FILE]\n"
 	        "\n"
 	        "  --rate R        open loop: R groups/s over all queues on a fixed schedule, latency\n"
 	        "                  from the scheduled time (default: closed loop)\n"
 	        "  --busy-poll-us  iopfd-poll: a worker polls this long before it sleeps (default 1000)\n"
+	        "  --echo-visit-ns echo: spin this long on each queue visit, as a handler's own work\n"
 	        "  --pin E,H       the emulator's thread on CPU E, the handler's threads on CPU H\n"
 	        "  --sizes         faults per group: uniform in min..max, or min + geometric with\n"
 	        "                  mean --group-mean, clipped at max; --group-size N fixes it\n"
@@ -1628,6 +1633,7 @@ int main(int argc, char **argv) {
 		{"spawn", required_argument, NULL, 'X'},      {"then", required_argument, NULL, 'T'},
 		{"demo", no_argument, NULL, 'D'},             {"repeat", required_argument, NULL, 'R'},
 		{"busy-poll-us", required_argument, NULL, 'B'}, {"pin", required_argument, NULL, 'C'},
+		{"echo-visit-ns", required_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -1688,6 +1694,7 @@ int main(int argc, char **argv) {
 		case 'D': c.demo = true; break;
 		case 'R': repeat = (unsigned)atoi(optarg); break;
 		case 'B': c.busy_poll_ns = strtoull(optarg, NULL, 0) * 1000; break;
+		case 'V': c.echo_visit_ns = strtoull(optarg, NULL, 0); break;
 		case 'C':
 			if (sscanf(optarg, "%d,%d", &c.cpu_emu, &c.cpu_handler) != 2 || c.cpu_emu < 0 || c.cpu_handler < 0)
 				usage();
