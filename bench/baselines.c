@@ -154,7 +154,7 @@ static void *pq_main(void *arg) {
 	struct handler *h = t->h;
 	int fd = h->l->dfd[t->q];
 	size_t cap = READ_BYTES - READ_BYTES % sizeof(iopf_record), max_groups = cap / sizeof(iopf_record);
-	uint8_t *buf = aligned_alloc(64, cap);
+	uint8_t *buf = aligned_alloc(64, (cap + 63) & ~(size_t)63); /* a multiple of the alignment */
 	struct iopf_group *groups = calloc(max_groups, sizeof(*groups));
 	struct iopf_counters cnt = {0};
 	struct iopf_resolver res;
@@ -244,7 +244,7 @@ static void *echo_main(void *arg) {
 		epoll_ctl(ep, EPOLL_CTL_ADD, h->l->dfd[q], &ev);
 	}
 	size_t cap = READ_BYTES - READ_BYTES % sizeof(iopf_record);
-	uint8_t *buf = aligned_alloc(64, cap);
+	uint8_t *buf = aligned_alloc(64, (cap + 63) & ~(size_t)63); /* a multiple of the alignment */
 	iopf_response *resp = malloc(cap / sizeof(iopf_record) * sizeof(*resp));
 	/* A read may end inside a record: its start, per queue. */
 	uint8_t(*part)[sizeof(iopf_record)] = calloc(nq, sizeof(*part));

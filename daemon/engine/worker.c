@@ -477,7 +477,7 @@ int iopf_worker_init(struct iopf_engine *e, struct iopf_worker *w, unsigned inde
 	}
 	/* A partial group and at most one whole group behind it. */
 	w->peek_cap = 2 * (size_t)e->cfg.max_group_faults * IOPF_RECORD_SIZE;
-	w->peek = aligned_alloc(64, w->peek_cap);
+	w->peek = aligned_alloc(64, (w->peek_cap + 63) & ~(size_t)63); /* a multiple of the alignment */
 	if (!w->rbuf || !w->peek)
 		return -ENOMEM;
 	int r = iopf_answerer_init(&w->ans, e->bindings, w->rcap, e->cfg.max_group_faults, &w->c, &w->service);
