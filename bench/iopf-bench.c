@@ -995,13 +995,9 @@ static void find_knee(struct suite *s, const struct bench_cfg *base, unsigned qu
 	if (!s->quick && lo > 0) {
 		const bool both[_KNEE_MAX] = {true, true};
 		double f = pow(step, 1.0 / KNEE_FINE_STEPS);
-		for (double r = lo * f; r < hi / sqrt(f); r *= f) {
-			/* the climb's own rates are on the curve already */
-			double octaves = log(r / KNEE_LOW_RATE) / log(step);
-			if (fabs(octaves - round(octaves)) < 1e-6)
-				continue;
-			knee_round(s, &c, r, both, cv, b);
-		}
+		for (unsigned j = 1; lo * pow(f, j) < hi; j++)
+			if (j % KNEE_FINE_STEPS) /* the climb's own rates are on the curve already */
+				knee_round(s, &c, lo * pow(f, j), both, cv, b);
 	}
 	for (int h = 0; h < _KNEE_MAX; h++) {
 		struct knee_crossing x = knee_crossing(&cv[h], k->limit_us);
